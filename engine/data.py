@@ -1,0 +1,230 @@
+"""Datasets and their deterministic splits.
+
+`load_splits` gives the training and validation splits, the only data that training and model
+selection ever see. The test split comes from its own seed through `test_split`, which only the test
+vault calls (a test checks both that nothing else names it and that training never reaches it).
+
+Synthetic sets are generated with explicit `torch.Generator`s, so the same `DataConfig` always gives
+the same points, whatever else the process has drawn from the global RNG.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.config import DataConfig
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # [n, features] float32
+    y: torch.Tensor  # [n] float32, 0.0 or 1.0
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    val: Split
+
+    @property
+    def n_features(self) -> int:
+        return int(self.train.x.shape[1])
+
+
+def derive_seed(seed: int, tag: str) -> int:
+    """A stable 63-bit seed from a base seed and a tag (independent streams per purpose)."""
+    digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def load_splits(cfg: DataConfig, base_dir: Path | None = None) -> Splits:
+    """Training and validation splits for `cfg`. Never generates or reads the test split."""
+    if cfg.dataset == "csv":
+        rows = _csv_rows(cfg, base_dir)
+        train_idx, val_idx, _ = _csv_partition(cfg, len(rows[1]))
+        return Splits(_take(rows, train_idx), _take(rows, val_idx))
+    return _synthetic_splits(cfg)
+
+
+def test_split(cfg: DataConfig, base_dir: Path | None = None) -> Split:
+    """The held-out test split. Only `engine.vault` may call this."""
+    if cfg.dataset == "csv":
+        rows = _csv_rows(cfg, base_dir)
+        _, _, test_idx = _csv_partition(cfg, len(rows[1]))
+        return _take(rows, test_idx)
+    return _generate(cfg, cfg.test_size, derive_seed(cfg.seed, "test"))
+
+
+@functools.lru_cache(maxsize=8)
+def _synthetic_splits(cfg: DataConfig) -> Splits:
+    return Splits(
+        train=_generate(cfg, cfg.train_size, derive_seed(cfg.seed, "train")),
+        val=_generate(cfg, cfg.val_size, derive_seed(cfg.seed, "val")),
+    )
+
+
+def _generate(cfg: DataConfig, n: int, seed: int) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    maker = _GENERATORS[cfg.dataset]
+    x, y = maker(n, cfg.noise, g)
+    return Split(x.contiguous(), y.to(torch.float32))
+
+
+def spirals(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notebook's two interlaced spirals, draw for draw (angles, then noise)."""
+    angles = torch.empty((n, 1)).uniform_(1, 15, generator=g)
+    x = torch.cat(((angles + 1) * torch.cos(angles), angles * torch.sin(angles)), dim=1)
+    x += torch.empty((n, 2)).normal_(0.0, noise, generator=g)
+    labels = torch.zeros((n,))
+    # flip half of the points to create the second class
+    x[n // 2 :, :] *= -1
+    labels[n // 2 :] = 1
+    return x, labels
+
+
+# The other toy sets are scaled to a few units across so that the default noise (0.4, sized for
+# the spirals) gives a problem that is hard but learnable.
+def moons(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.empty(n).uniform_(0, math.pi, generator=g)
+    labels = (torch.arange(n) >= n // 2).to(torch.float32)
+    upper = torch.stack((torch.cos(t), torch.sin(t)), dim=1)
+    lower = torch.stack((1 - torch.cos(t), 0.5 - torch.sin(t)), dim=1)
+    x = torch.where(labels[:, None] == 1, lower, upper) * 4.0
+    return x + torch.empty((n, 2)).normal_(0.0, noise, generator=g), labels
+
+
+def circles(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.empty(n).uniform_(0, 2 * math.pi, generator=g)
+    labels = (torch.arange(n) >= n // 2).to(torch.float32)
+    radius = torch.where(labels == 1, 2.0, 5.0)
+    x = torch.stack((radius * torch.cos(t), radius * torch.sin(t)), dim=1)
+    return x + torch.empty((n, 2)).normal_(0.0, noise, generator=g), labels
+
+
+def xor(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.empty((n, 2)).uniform_(-5, 5, generator=g)
+    labels = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).to(torch.float32)
+    return x + torch.empty((n, 2)).normal_(0.0, noise, generator=g), labels
+
+
+def blobs(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = (torch.arange(n) >= n // 2).to(torch.float32)
+    centres = torch.where(labels[:, None] == 1, torch.tensor([2.0, 2.0]), torch.tensor([-2.0, -2.0]))
+    # noise 0 would make two points; keep a unit spread and add the requested noise on top
+    spread = torch.empty((n, 2)).normal_(0.0, 1.0, generator=g)
+    return centres + spread + torch.empty((n, 2)).normal_(0.0, noise, generator=g), labels
+
+
+_GENERATORS = {"spirals": spirals, "moons": moons, "circles": circles, "xor": xor, "blobs": blobs}
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+CsvRows = tuple[torch.Tensor, torch.Tensor]
+
+
+def _csv_path(cfg: DataConfig, base_dir: Path | None) -> Path:
+    if not cfg.path:
+        raise DataError("data.path: dataset = 'csv' needs a path to a CSV file")
+    path = Path(cfg.path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def _csv_rows(cfg: DataConfig, base_dir: Path | None) -> CsvRows:
+    path = _csv_path(cfg, base_dir)
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the CSV file ({e.strerror or e})") from None
+    return _parse_csv(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_csv(path: str, _mtime_ns: int, _size: int) -> CsvRows:
+    """Parse a CSV of numeric features and a 0/1 label (column `label`, else the last one)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file (it is not UTF-8)") from None
+    except (OSError, csv.Error) as e:
+        raise DataError(f"{path}: cannot read the CSV file ({e})") from None
+    if not rows:
+        raise DataError(f"{path}: the CSV file is empty")
+    header: list[str] | None = None
+    first_line = 1
+    if not all(_is_number(c) for c in rows[0]):
+        header = [c.strip() for c in rows[0]]
+        rows = rows[1:]
+        first_line = 2
+    width = len(header) if header else len(rows[0]) if rows else 0
+    if width < 2:
+        raise DataError(f"{path}: needs at least one feature column and a label column")
+    label_col = header.index("label") if header and "label" in header else width - 1
+    label_name = header[label_col] if header else f"column {label_col + 1}"
+    features, labels = [], []
+    for i, row in enumerate(rows):
+        line = first_line + i
+        if len(row) != width:
+            raise DataError(f"{path}, line {line}: has {len(row)} cells, expected {width}")
+        values = []
+        for j, cell in enumerate(row):
+            if not _is_number(cell):
+                col = header[j] if header else f"column {j + 1}"
+                what = "a missing cell" if not cell.strip() else f"non-numeric cell {cell!r}"
+                raise DataError(f"{path}, line {line}, {col}: {what}")
+            values.append(float(cell))
+        label = values.pop(label_col)
+        if label not in (0.0, 1.0):
+            raise DataError(
+                f"{path}, line {line}, {label_name}: label {row[label_col].strip()!r} "
+                "is not 0 or 1"
+            )
+        features.append(values)
+        labels.append(label)
+    if not features:
+        raise DataError(f"{path}: the CSV file has a header but no rows")
+    return torch.tensor(features, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
+def _csv_partition(
+    cfg: DataConfig, n_rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    need = cfg.train_size + cfg.val_size + cfg.test_size
+    if n_rows < need:
+        raise DataError(
+            f"{cfg.path}: has {n_rows} rows, too few for train_size + val_size + test_size = "
+            f"{cfg.train_size} + {cfg.val_size} + {cfg.test_size} = {need}; lower the sizes "
+            "in [data]"
+        )
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "csv")))
+    a, b = cfg.train_size, cfg.train_size + cfg.val_size
+    return order[:a], order[a:b], order[b:need]
+
+
+def _take(rows: CsvRows, idx: torch.Tensor) -> Split:
+    x, y = rows
+    return Split(x[idx].contiguous(), y[idx].contiguous())
