@@ -1,0 +1,145 @@
+"""The `hp-tui` entry point: the terminal app with no arguments, headless commands otherwise.
+
+Start-up stays fast because nothing heavy is imported here: torch lives only in the runner process
+(and in `vault`, which needs the model), textual only in the app. Every user mistake becomes one
+clear line on stderr and a distinct exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tui import exitcodes
+
+COMMANDS_HELP = """\
+commands:
+  run PRESET        plan a study from a preset, train it, print the impact table
+  resume STUDY      finish what a stopped or killed study left undone
+  studies           list the studies in the store
+  show STUDY        a study's trials and impact table
+  export STUDY      write a study as csv, json or markdown
+  vault STUDY       evaluate one trial on the locked test split, once per study
+  presets           list the shipped presets and yours
+
+Run `hp-tui` alone to open the terminal app. STUDY is a study's number or its --name.
+exit codes: 0 ok, 1 runner failure, 2 usage, 3 invalid preset or data, 4 store error,
+            5 study busy (another runner holds it), 6 vault refused, 130 interrupted
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hp-tui",
+        description="Hyperparameter studies for small PyTorch models, in the terminal.",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        return p
+
+    def store_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", metavar="PATH",
+                       help="store file (default: $HP_TUI_STORE or ./.hp-tui/store.db)")
+
+    def json_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    run = add("run", "plan a study from a preset, train it, and print the results")
+    run.add_argument("preset", metavar="PRESET", help="a preset file, or a shipped preset's name")
+    run.add_argument("--strategy", choices=("single", "grid", "sensitivity", "random"))
+    run.add_argument("--seeds", type=int, metavar="N", help="seeds per configuration")
+    run.add_argument("--samples", type=int, metavar="K", help="configurations (random strategy)")
+    run.add_argument("--name", help="a name to refer to the study by")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="training processes (default: one per core, CPU only)")
+    run.add_argument("--detach", action="store_true",
+                     help="start the study in the background, print its number and return")
+    store_opt(run)
+    json_opt(run)
+
+    resume = add("resume", "train what a stopped or killed study left unfinished")
+    resume.add_argument("study", metavar="STUDY")
+    resume.add_argument("--device", help="override the study's device")
+    resume.add_argument("--workers", type=int, metavar="N")
+    resume.add_argument("--detach", action="store_true")
+    store_opt(resume)
+    json_opt(resume)
+
+    studies = add("studies", "list the studies in the store")
+    store_opt(studies)
+    json_opt(studies)
+
+    show = add("show", "show a study's trials and impact table")
+    show.add_argument("study", metavar="STUDY")
+    store_opt(show)
+    json_opt(show)
+
+    export = add("export", "write a study's trials and impact table to a file or stdout")
+    export.add_argument("study", metavar="STUDY")
+    export.add_argument("--format", required=True, choices=("csv", "json", "md"))
+    export.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    store_opt(export)
+
+    vault = add("vault", "evaluate one trial on the locked test split (once per study)")
+    vault.add_argument("study", metavar="STUDY")
+    vault.add_argument("--trial", required=True, type=int, metavar="ID",
+                       help="the trial's number within the study")
+    vault.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    store_opt(vault)
+    json_opt(vault)
+
+    presets = add("presets", "list the shipped presets and your own")
+    json_opt(presets)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hp-tui")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _open_app()
+    from tui import headless
+
+    try:
+        return headless.dispatch(args)
+    except KeyboardInterrupt:
+        print("hp-tui: interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+    except exitcodes.UserError as e:
+        print(f"hp-tui: {e}", file=sys.stderr)
+        return e.code
+    except BrokenPipeError:
+        # `hp-tui show 1 | head`: the reader left; that is not an error worth a traceback.
+        sys.stderr.close()
+        return exitcodes.OK
+
+
+def _open_app() -> int:
+    try:
+        from tui.app import run_app  # type: ignore[attr-defined]
+    except ImportError:
+        print("hp-tui: the terminal app is not part of this version yet; use the commands below.\n",
+              file=sys.stderr)
+        build_parser().print_help(sys.stderr)
+        return exitcodes.OK
+    return int(run_app())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
