@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from engine.config import DataConfig
+from engine.strategies import derive_seed
 
 
 class DataError(ValueError):
@@ -43,12 +43,6 @@ class Splits:
     @property
     def n_features(self) -> int:
         return int(self.train.x.shape[1])
-
-
-def derive_seed(seed: int, tag: str) -> int:
-    """A stable 63-bit seed from a base seed and a tag (independent streams per purpose)."""
-    digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def load_splits(cfg: DataConfig, base_dir: Path | None = None) -> Splits:
