@@ -1,0 +1,104 @@
+"""A study as plain data: what `show --json`, exports, the CLI tables and the app all read.
+
+Built from the store alone (no torch), so any viewer can produce it while a runner writes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from engine import analysis
+from engine.config import TrialConfig
+from engine.store import Store, StudyRow, TrialRow
+
+FINISHED = ("completed", "diverged", "failed")
+
+
+def flat_config(trial: TrialRow) -> dict[str, Any]:
+    return TrialConfig.from_dict(trial.config).flat()
+
+
+def trial_results(trials: list[TrialRow]) -> list[analysis.TrialResult]:
+    return [analysis.TrialResult(number=t.number, config=flat_config(t), replicate=t.replicate,
+                                 status=t.status, val_acc=t.val_acc)
+            for t in trials if t.status in FINISHED]
+
+
+def impact(study: StudyRow, trials: list[TrialRow]) -> analysis.Impact | None:
+    """The impact table, or None for a study that varies nothing (a single run)."""
+    vary = study.spec.get("vary") or {}
+    if study.strategy == "single" or not vary:
+        return None
+    baseline = TrialConfig.from_dict(study.baseline).flat()
+    return analysis.impact(study.strategy, baseline, vary, trial_results(trials))
+
+
+def varied_keys(study: StudyRow) -> list[str]:
+    return list((study.spec.get("vary") or {}).keys()) if study.strategy != "single" else []
+
+
+def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
+    """The JSON shape of `run`, `resume` and `show` (issue 3), plus a few extras."""
+    trials = store.trials(study.id)
+    table = impact(study, trials)
+    out: dict[str, Any] = {
+        "study": study.id,
+        "name": study.name,
+        "preset": study.preset_name,
+        "strategy": study.strategy,
+        "status": study.status,
+        "created": study.created,
+        "device": study.device,
+        "counts": study.counts,
+        "trials": [trial_dict(t) for t in trials],
+        "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
+        "reading": table.reading if table else None,
+        "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
+    }
+    if study.error:
+        out["error"] = study.error
+    if study.strategy == "grid":
+        inter = analysis.interaction(study.spec.get("vary") or {}, trial_results(trials))
+        if inter is not None:
+            out["interaction"] = _jsonable(asdict(inter))
+    predictions = store.predictions(study.id)
+    if predictions and table:
+        out["predictions"] = [_jsonable(asdict(s))
+                              for s in analysis.score_predictions(predictions, table)]
+    vault = store.vault(study.id)
+    if vault:
+        out["vault"] = vault
+    return out
+
+
+def trial_dict(t: TrialRow) -> dict[str, Any]:
+    return {
+        "id": t.number,
+        "config": flat_config(t),
+        "seed": t.seed,
+        "replicate": t.replicate,
+        "status": t.status,
+        "val_acc": _num(t.val_acc),
+        "val_loss": _num(t.val_loss),
+        "train_loss": _num(t.train_loss),
+        "epochs": t.epochs_done,
+        "diverged_epoch": t.diverged_epoch,
+        "error": t.error,
+    }
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists and non-finite floats to None, so json.dumps gives strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return _num(value)
+    return value
