@@ -1,0 +1,432 @@
+"""The store's API: studies, trials, metrics, weights, leases, vault, predictions, throughput.
+
+Opening, corruption and migrations: test_store_files.py; several processes: test_store_processes.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.store import (
+    EpochRow,
+    FinishRow,
+    LeaseBusy,
+    LeaseLost,
+    NoSuchStudy,
+    NoSuchTrial,
+    Store,
+    StoreError,
+    VaultUsed,
+    decode_weights,
+    default_store_path,
+    encode_weights,
+    pid_alive,
+)
+
+HOST = "test-host"
+
+
+def make_study(store: Store, n: int = 4, name: str | None = None, **over: Any) -> int:
+    trials = [({"train": {"lr": 0.1 * (i + 1)}}, 100 + i, i % 2) for i in range(n)]
+    args: dict[str, Any] = dict(
+        name=name, preset_name="notebook", preset_path="/presets/notebook.toml",
+        preset_text="[train]\nlr = 0.1\n", strategy="grid", seed=7,
+        baseline={"train": {"lr": 0.1}}, spec={"strategy": "grid", "vary": {"lr": [0.1, 0.2]}},
+        device="cpu", trials=trials)
+    args.update(over)
+    return store.create_study(**args)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "store.db") as s:
+        yield s
+
+
+def ids(store: Store, study: int) -> list[int]:
+    return [t.id for t in store.trials(study)]
+
+
+# ------------------------------------------------------------------------------------ paths
+
+def test_default_store_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HP_TUI_STORE", raising=False)
+    assert default_store_path() == tmp_path / ".hp-tui" / "store.db"
+    monkeypatch.setenv("HP_TUI_STORE", str(tmp_path / "env.db"))
+    assert default_store_path() == tmp_path / "env.db"
+    assert default_store_path(tmp_path / "cli.db") == tmp_path / "cli.db"  # --store wins
+
+
+def test_new_store_creates_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / ".hp-tui" / "store.db"
+    with Store(path) as s:
+        assert s.path == path and s.studies() == [] and s.nfs_warning is None
+    assert path.is_file()
+
+
+# ---------------------------------------------------------------------------------- studies
+
+def test_create_study_and_read_it_back(store: Store) -> None:
+    sid = make_study(store, n=3, name="lr-sweep")
+    assert sid == 1  # numbered from 1 in each store
+    s = store.study(sid)
+    assert (s.name, s.preset_name, s.preset_path, s.strategy, s.seed, s.device) == (
+        "lr-sweep", "notebook", "/presets/notebook.toml", "grid", 7, "cpu")
+    assert s.preset_text == "[train]\nlr = 0.1\n"
+    assert s.baseline == {"train": {"lr": 0.1}}
+    assert s.spec["vary"] == {"lr": [0.1, 0.2]}
+    assert s.status == "pending" and s.finished is None and s.error is None
+    assert s.created.endswith("+00:00")
+    assert s.counts["pending"] == 3 and s.counts["completed"] == 0
+    trials = store.trials(sid)
+    assert [t.number for t in trials] == [1, 2, 3]
+    assert [(t.seed, t.replicate) for t in trials] == [(100, 0), (101, 1), (102, 0)]
+    assert trials[1].config == {"train": {"lr": 0.2}}
+
+
+def test_study_by_number_or_name(store: Store) -> None:
+    first = make_study(store, name="baseline")
+    second = make_study(store)
+    assert store.study(first).name == "baseline"
+    assert store.study("1").id == first
+    assert store.study("baseline").id == first
+    assert store.study(str(second)).name is None
+    assert [s.id for s in store.studies()] == [first, second]
+
+
+def test_no_such_study_lists_and_suggests(store: Store) -> None:
+    with pytest.raises(NoSuchStudy, match="no studies yet"):
+        store.study(1)
+    make_study(store, name="baseline")
+    make_study(store)
+    with pytest.raises(NoSuchStudy) as err:
+        store.study("baseln")
+    assert "1 (baseline), 2" in str(err.value) and "Did you mean 'baseline'" in str(err.value)
+    with pytest.raises(NoSuchStudy, match="no study 9"):
+        store.study("9")
+
+
+def test_study_names_are_unique_and_not_numbers(store: Store) -> None:
+    make_study(store, name="sweep")
+    with pytest.raises(StoreError, match=r"'sweep' already exists \(study 1\)"):
+        make_study(store, name="sweep")
+    with pytest.raises(StoreError, match="not allowed"):
+        make_study(store, name="12")
+    assert len(store.studies()) == 1  # the refused ones left nothing behind
+
+
+def test_set_study_status(store: Store) -> None:
+    sid = make_study(store)
+    store.set_study_status(sid, "running")
+    assert store.study(sid).status == "running" and store.study(sid).finished is None
+    store.set_study_status(sid, "failed", error="boom")
+    s = store.study(sid)
+    assert (s.status, s.error) == ("failed", "boom") and s.finished is not None
+    with pytest.raises(ValueError):
+        store.set_study_status(sid, "nonsense")
+    with pytest.raises(NoSuchStudy):
+        store.set_study_status(42, "running")
+
+
+# ------------------------------------------------------------------------- trials, metrics
+
+def test_trial_and_filters(store: Store) -> None:
+    sid = make_study(store, n=4)
+    t = store.trial(sid, 2)
+    assert t.number == 2 and t.status == "pending" and t.epochs_done == 0
+    store.mark_trials([t.id], "failed", error="ValueError: x")
+    failed = store.trials(sid, statuses=["failed"])
+    assert [f.number for f in failed] == [2] and failed[0].error == "ValueError: x"
+    assert failed[0].finished is not None
+    assert len(store.trials(sid, statuses=("pending", "failed"))) == 4
+    with pytest.raises(NoSuchTrial, match="numbered 1 to 4"):
+        store.trial(sid, 5)
+
+
+def test_start_and_record_epochs(store: Store) -> None:
+    sid = make_study(store, n=3)
+    a, b, c = ids(store, sid)
+    store.start_trials([a, b, c], device="cpu", torch_version="2.13.0")
+    t = store.trial(sid, 1)
+    assert (t.status, t.device, t.torch_version) == ("running", "cpu", "2.13.0")
+    assert t.started is not None
+    store.record_epoch([EpochRow(a, 0, 0.9, 0.8, 0.5), EpochRow(b, 0, 0.9, 0.8, 0.6),
+                        EpochRow(c, 0, 0.7, 0.6, 0.7)])
+    weights = encode_weights([(np.ones((4, 2)), np.zeros(4)), (np.ones((1, 4)), np.zeros(1))])
+    store.record_epoch([
+        EpochRow(a, 1, 0.5, 0.4, 0.75, status="completed", weights=weights),
+        EpochRow(b, 1, float("nan"), float("inf"), 0.5, status="diverged"),
+        EpochRow(c, 1, np.float32(0.25), np.float64(0.5), 0.8),  # numpy scalars are fine
+    ])
+    ta, tb, tc = store.trials(sid)
+    assert (ta.status, ta.epochs_done, ta.val_acc) == ("completed", 2, 0.75)
+    assert ta.diverged_epoch is None and ta.finished is not None and store.weights(a) is not None
+    assert (tb.status, tb.diverged_epoch, tb.train_loss, tb.val_loss) == ("diverged", 1, None,
+                                                                          None)
+    assert (tc.status, tc.finished, tc.train_loss) == ("running", None, 0.25)
+    assert store.weights(c) is None
+    m = store.metrics([a, b, c, 999])
+    assert m[a] == [(0, 0.9, 0.8, 0.5), (1, 0.5, 0.4, 0.75)]
+    assert m[b][1] == (1, None, None, 0.5)  # non-finite numbers read back as None
+    assert m[999] == []
+    assert store.study(sid).counts == {"pending": 0, "running": 1, "completed": 1,
+                                       "diverged": 1, "failed": 0, "interrupted": 0}
+
+
+def test_record_epoch_is_one_transaction(store: Store) -> None:
+    sid = make_study(store, n=2)
+    a, _ = ids(store, sid)
+    # trial 999 does not exist: the whole epoch is refused, including trial a's row
+    with pytest.raises(StoreError, match=r"unknown trials \[999\]"):
+        store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5), EpochRow(999, 0, 1.0, 1.0, 0.5)])
+    assert store.metrics([a]) == {a: []} and store.trial(sid, 1).epochs_done == 0
+    with pytest.raises(ValueError):
+        store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5, status="pending")])
+
+
+def test_record_epoch_with_a_lost_lease_is_refused(store: Store) -> None:
+    sid = make_study(store, n=1)
+    [a] = ids(store, sid)
+    token = store.acquire_lease(sid, pid=os.getpid(), host=HOST)
+    store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5)], token=token)
+    store.release_lease(sid, token)
+    with pytest.raises(LeaseLost):
+        store.record_epoch([EpochRow(a, 1, 1.0, 1.0, 0.5)], token=token)
+    assert len(store.metrics([a])[a]) == 1
+
+
+def test_finish_trials(store: Store) -> None:
+    sid = make_study(store, n=2)
+    a, b = ids(store, sid)
+    w = encode_weights([(np.eye(2), np.ones(2))])
+    store.finish_trials([
+        FinishRow(a, "completed", w, None, 0.1, 0.2, 0.9, 10),
+        FinishRow(b, "diverged", w, 3, float("nan"), None, 0.5, 4),
+    ])
+    ta, tb = store.trials(sid)
+    assert (ta.status, ta.epochs_done, ta.val_acc, ta.finished is not None) == (
+        "completed", 10, 0.9, True)
+    assert (tb.status, tb.diverged_epoch, tb.train_loss) == ("diverged", 3, None)
+    got = store.weights(b)
+    assert got is not None and np.array_equal(got[0][0], np.eye(2, dtype=np.float32))
+
+
+def test_start_trials_reruns_from_scratch(store: Store) -> None:
+    sid = make_study(store, n=1)
+    [a] = ids(store, sid)
+    store.start_trials([a], device="cpu", torch_version="x")
+    store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5, status="failed", error="oops",
+                                 weights=encode_weights([(np.ones(1), np.ones(1))]))])
+    store.start_trials([a], device="cuda:0", torch_version="y")
+    t = store.trial(sid, 1)
+    assert (t.status, t.epochs_done, t.val_acc, t.error, t.finished) == ("running", 0, None, None,
+                                                                           None)
+    assert t.device == "cuda:0" and store.metrics([a]) == {a: []} and store.weights(a) is None
+
+
+def test_mark_trials(store: Store) -> None:
+    sid = make_study(store, n=3)
+    a, b, _ = ids(store, sid)
+    store.start_trials([a, b], device="cpu", torch_version="x")
+    store.mark_trials([a, b], "interrupted")
+    assert [t.status for t in store.trials(sid)] == ["interrupted", "interrupted", "pending"]
+    with pytest.raises(ValueError):
+        store.mark_trials([a], "exploded")
+
+
+def test_reset_unfinished_keeps_finished_trials(store: Store) -> None:
+    sid = make_study(store, n=5)
+    a, b, c, d, e = ids(store, sid)
+    store.start_trials([a, b, c, d], device="cpu", torch_version="x")
+    store.record_epoch([EpochRow(a, 0, 1, 1, 0.9, status="completed"),
+                        EpochRow(b, 0, 1, 1, 0.1, status="diverged"),
+                        EpochRow(c, 0, 1, 1, 0.5), EpochRow(d, 0, 1, 1, 0.5, status="failed")])
+    reset = store.reset_unfinished(sid)  # c was left "running" by a dead runner: a zombie
+    assert [t.id for t in reset] == [c, d, e]
+    assert all(t.status == "pending" and t.epochs_done == 0 and t.started is None for t in reset)
+    m = store.metrics([a, b, c, d])
+    assert len(m[a]) == 1 and len(m[b]) == 1 and m[c] == [] and m[d] == []
+    assert [t.status for t in store.trials(sid)][:2] == ["completed", "diverged"]
+    assert store.reset_unfinished(sid) == reset  # idempotent
+
+
+def test_metrics_since_is_incremental(store: Store) -> None:
+    sid = make_study(store, n=2)
+    other = make_study(store, n=1)
+    a, b = ids(store, sid)
+    [o] = ids(store, other)
+    first = store.metrics_since(sid)
+    assert first.full and first.rows == {}
+    store.record_epoch([EpochRow(a, 0, 1, 1, 0.1), EpochRow(b, 0, 1, 1, 0.2)])
+    store.record_epoch([EpochRow(o, 0, 1, 1, 0.3)])  # another study's epochs are not returned
+    d1 = store.metrics_since(sid, first.cursor)
+    assert not d1.full and d1.rows == {a: [(0, 1.0, 1.0, 0.1)], b: [(0, 1.0, 1.0, 0.2)]}
+    assert store.metrics_since(sid, d1.cursor).rows == {}  # nothing new
+    store.record_epoch([EpochRow(a, 1, 1, 1, 0.4)])
+    assert store.metrics_since(sid, d1.cursor).rows == {a: [(1, 1.0, 1.0, 0.4)]}
+    # A rerun deletes epochs: a poller's cache is stale, so it gets everything again, marked full.
+    store.start_trials([b], device="cpu", torch_version="x")
+    d2 = store.metrics_since(sid, d1.cursor)
+    assert d2.full and d2.rows == {a: [(0, 1.0, 1.0, 0.1), (1, 1.0, 1.0, 0.4)]}
+    assert store.metrics_since(sid, d2.cursor).rows == {}
+
+
+def test_metrics_since_reads_only_new_rows(store: Store) -> None:
+    # The poll is one range scan of the (study_id, seq) index, not a scan of the study's epochs.
+    sid = make_study(store, n=1)
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)  # statements as run, with their values bound
+    store.metrics_since(sid, (0, 0))
+    store._db.set_trace_callback(None)
+    [poll] = [sql for sql in seen if "FROM metrics" in sql]
+    plan = [row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + poll).fetchall()]
+    assert plan == ["SEARCH metrics USING INDEX metrics_by_study (study_id=? AND rowid>?)"]
+
+
+def test_weights_codec_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    layers = [(rng.normal(size=(10, 2)), rng.normal(size=10)),
+              (rng.normal(size=(1, 10)).astype(np.float32), rng.normal(size=1))]
+    back = decode_weights(encode_weights(layers))
+    assert len(back) == 2
+    for (w, b), (w2, b2) in zip(layers, back, strict=True):
+        assert w2.dtype == np.float32 and w2.shape == w.shape and b2.shape == b.shape
+        assert np.allclose(w2, w, atol=1e-6) and np.allclose(b2, b, atol=1e-6)
+    assert decode_weights(encode_weights([])) == []
+
+
+# ----------------------------------------------------------------------------------- leases
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped: the pid names no process now
+    return proc.pid
+
+
+def test_lease_busy_for_a_live_holder(store: Store) -> None:
+    sid = make_study(store)
+    assert store.lease(sid) is None
+    token = store.acquire_lease(sid, pid=os.getpid(), host=HOST)
+    holder = store.lease(sid)
+    assert holder is not None and holder["alive"] and holder["pid"] == os.getpid()
+    assert "token" not in holder
+    with pytest.raises(LeaseBusy) as err:
+        store.acquire_lease(sid, pid=12345, host="elsewhere")
+    assert err.value.holder["pid"] == os.getpid() and err.value.holder["host"] == HOST
+    assert f"pid {os.getpid()} on {HOST} since" in str(err.value)
+    store.heartbeat(sid, token)
+    store.release_lease(sid, token)
+    assert store.lease(sid) is None
+
+
+def test_lease_of_a_dead_pid_is_taken_over(store: Store) -> None:
+    import socket
+
+    sid = make_study(store)
+    old = store.acquire_lease(sid, pid=dead_pid(), host=socket.gethostname())
+    assert store.lease(sid)["alive"] is False  # type: ignore[index]
+    new = store.acquire_lease(sid, pid=os.getpid(), host=socket.gethostname())
+    assert new != old and store.lease(sid)["pid"] == os.getpid()  # type: ignore[index]
+    with pytest.raises(LeaseLost, match="taken over"):  # the old runner learns and stops
+        store.heartbeat(sid, old)
+    store.release_lease(sid, old)  # a stale token releases nothing
+    assert store.lease(sid) is not None
+
+
+def test_lease_with_a_stale_heartbeat_is_taken_over(store: Store) -> None:
+    sid = make_study(store)
+    store.acquire_lease(sid, pid=os.getpid(), host="another-host")  # pid not checkable there
+    with pytest.raises(LeaseBusy):
+        store.acquire_lease(sid, pid=1, host=HOST)
+    time.sleep(0.05)
+    store.acquire_lease(sid, pid=1, host=HOST, stale_after=0.01)
+    assert store.lease(sid)["host"] == HOST  # type: ignore[index]
+
+
+def test_zombie_process_counts_as_dead() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while time.time() < deadline:  # exited but not reaped: a zombie that kill(0) still finds
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    assert not pid_alive(proc.pid)
+    proc.wait()
+    assert not pid_alive(proc.pid) and pid_alive(os.getpid())
+
+
+def test_lease_needs_an_existing_study(store: Store) -> None:
+    with pytest.raises(NoSuchStudy):
+        store.acquire_lease(3, pid=os.getpid(), host=HOST)
+
+
+# ---------------------------------------------------------- vault, predictions, throughput
+
+def test_vault_opens_once(store: Store) -> None:
+    sid = make_study(store)
+    assert store.vault(sid) is None
+    rec = store.record_vault(sid, trial_id=ids(store, sid)[1], trial_number=2,
+                             config={"train": {"lr": 0.2}}, test_acc=0.875, test_loss=0.3,
+                             val_acc=0.9)
+    assert rec["trial_number"] == 2 and rec["test_acc"] == 0.875 and rec["created"]
+    assert store.vault(sid) == rec
+    with pytest.raises(VaultUsed) as err:
+        store.record_vault(sid, trial_id=ids(store, sid)[0], trial_number=1, config={},
+                           test_acc=0.99, test_loss=0.1, val_acc=0.5)
+    assert err.value.record == rec and "87.50%" in str(err.value)
+    assert store.vault(sid) == rec  # the first record stands
+
+
+def test_predictions_replace(store: Store) -> None:
+    sid = make_study(store)
+    assert store.predictions(sid) == {}
+    store.set_predictions(sid, {"lr": (0.1, "large"), "hidden": ([10, 10], "small")})
+    assert store.predictions(sid) == {"hidden": ([10, 10], "small"), "lr": (0.1, "large")}
+    store.set_predictions(sid, {"lr": (1.0, "medium")})
+    assert store.predictions(sid) == {"lr": (1.0, "medium")}
+    with pytest.raises(StoreError, match="effect size 'huge'"):
+        store.set_predictions(sid, {"lr": (1.0, "huge")})
+    assert store.predictions(sid) == {"lr": (1.0, "medium")}
+
+
+def test_throughput_from_recent_runs(store: Store) -> None:
+    sid = make_study(store)
+    assert store.throughput("cpu") is None
+    store.record_run(sid, trials=4, trial_steps=1000, seconds=2.0, device="cpu")
+    store.record_run(sid, trials=4, trial_steps=3000, seconds=2.0, device="cpu")
+    store.record_run(sid, trials=4, trial_steps=10, seconds=10.0, device="cuda:0")
+    assert store.throughput("cpu") == pytest.approx(1000.0)
+    assert store.throughput("cuda:0") == pytest.approx(1.0)
+    assert store.throughput("mps") is None
+
+
+def test_store_is_shared_across_threads(store: Store) -> None:
+    import threading
+
+    sid = make_study(store, n=1)
+    [a] = ids(store, sid)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for e in range(50):
+                store.record_epoch([EpochRow(a, e, 1.0, 1.0, 0.5)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    for _ in range(50):
+        store.trials(sid)
+    thread.join()
+    assert errors == [] and len(store.metrics([a])[a]) == 50
