@@ -117,7 +117,9 @@ def xor(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.T
 
 def blobs(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     labels = (torch.arange(n) >= n // 2).to(torch.float32)
-    centres = torch.where(labels[:, None] == 1, torch.tensor([2.0, 2.0]), torch.tensor([-2.0, -2.0]))
+    centres = torch.where(
+        labels[:, None] == 1, torch.tensor([2.0, 2.0]),
+        torch.tensor([-2.0, -2.0]))
     # noise 0 would make two points; keep a unit spread and add the requested noise on top
     spread = torch.empty((n, 2)).normal_(0.0, 1.0, generator=g)
     return centres + spread + torch.empty((n, 2)).normal_(0.0, noise, generator=g), labels
@@ -214,7 +216,8 @@ def _csv_partition(
             f"{cfg.train_size} + {cfg.val_size} + {cfg.test_size} = {need}; lower the sizes "
             "in [data]"
         )
-    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "csv")))
+    shuffle = torch.Generator().manual_seed(derive_seed(cfg.seed, "csv"))
+    order = torch.randperm(n_rows, generator=shuffle)
     a, b = cfg.train_size, cfg.train_size + cfg.val_size
     return order[:a], order[a:b], order[b:need]
 

@@ -7,6 +7,7 @@ stops it (DESIGN.md section 2).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,10 +59,8 @@ def stop_runner(pid: int, timeout: float = 10.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect a runner that is our own child, so a finished one does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def tail(path: Path, lines: int = 20) -> str:

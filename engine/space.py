@@ -1,8 +1,9 @@
 """The hyperparameter space: one table that drives preset validation and the UI form.
 
-Every knob of a study is one `Param` row. Defaults are the workshop notebook's values, so a preset
-that sets nothing is the notebook. `check_value` holds the rules (types, ranges, choices) and returns
-a message saying what is allowed; presets and the form both call it, so they can never disagree.
+Every knob of a study is one `Param` row. Defaults are the workshop notebook's values, so a
+preset that sets nothing is the notebook. `check_value` holds the rules (types, ranges, choices)
+and returns a message saying what is allowed; presets and the form both call it, so they can
+never disagree.
 """
 
 from __future__ import annotations

@@ -462,11 +462,24 @@ class Store:
         return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
 
     def record_run(self, study_id: int, *, trials: int, trial_steps: int, seconds: float,
-                   device: str) -> None:
+                   device: str, model_seconds: float | None = None) -> None:
+        """Log a finished run; `model_seconds` is what engine.eta predicted for it, so later
+        estimates can be rescaled to what this machine really does."""
         with self._write("recording throughput") as db:
-            db.execute("INSERT INTO runs (study_id, trials, trial_steps, seconds, device, created)"
-                       " VALUES (?,?,?,?,?,?)",
-                       (study_id, trials, trial_steps, seconds, device, now_iso()))
+            db.execute("INSERT INTO runs (study_id, trials, trial_steps, seconds, model_seconds,"
+                       " device, created) VALUES (?,?,?,?,?,?,?)",
+                       (study_id, trials, trial_steps, seconds, model_seconds, device, now_iso()))
+
+    def runs(self, device: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+        """The most recent runs (newest first), on one device or any."""
+        where, args = ("WHERE device = ?", (device,)) if device else ("", ())
+        with self._read("reading past runs") as db:
+            rows = db.execute(f"SELECT study_id, trials, trial_steps, seconds, model_seconds,"
+                              f" device, created FROM runs {where} ORDER BY id DESC LIMIT ?",
+                              (*args, limit)).fetchall()
+        keys = ("study_id", "trials", "trial_steps", "seconds", "model_seconds", "device",
+                "created")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def throughput(self, device: str, recent: int = 5) -> float | None:
         """Trial-steps per second over the last `recent` runs on this device (None: no history)."""

@@ -120,6 +120,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             trials INTEGER NOT NULL,
             trial_steps INTEGER NOT NULL,
             seconds REAL NOT NULL,
+            model_seconds REAL,
             device TEXT NOT NULL,
             created TEXT NOT NULL
         )""",

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--store", dest="app_store", metavar="PATH",
+                        help="the app's store (default: $HP_TUI_STORE or ./.hp-tui/store.db)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -56,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, metavar="N", help="seeds per configuration")
     run.add_argument("--samples", type=int, metavar="K", help="configurations (random strategy)")
     run.add_argument("--name", help="a name to refer to the study by")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    run.add_argument("--device", default="auto",
+                     help="auto, cpu, cuda, cuda:N or mps (default auto)")
     run.add_argument("--workers", type=int, metavar="N",
                      help="training processes (default: one per core, CPU only)")
     run.add_argument("--detach", action="store_true",
@@ -113,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _open_app()
+        return _open_app(args.app_store)
     from tui import headless
 
     try:
@@ -130,15 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.OK
 
 
-def _open_app() -> int:
-    try:
-        from tui.app import run_app  # type: ignore[attr-defined]
-    except ImportError:
-        print("hp-tui: the terminal app is not part of this version yet; use the commands below.\n",
-              file=sys.stderr)
-        build_parser().print_help(sys.stderr)
-        return exitcodes.OK
-    return int(run_app())
+def _open_app(store: str | None) -> int:
+    from pathlib import Path
+
+    from tui.app import run_app
+
+    return int(run_app(Path(store) if store else None))
 
 
 if __name__ == "__main__":

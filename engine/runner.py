@@ -1,0 +1,296 @@
+"""The runner: the one process that trains a study and writes it to the store.
+
+    python -m engine.runner --store PATH --study N [--device D] [--workers N]
+
+It is started detached (own session, stdin /dev/null, output to a log file beside the store; see
+`engine.launcher`), so it outlives the terminal that started it. It holds the study's lease for as
+long as it runs, so a second runner on the same study is refused; a runner that died leaves a stale
+lease that the next one takes over.
+
+Crash safety comes from the order of writes: every epoch of every trial is committed as it happens,
+but a trial only becomes completed/diverged together with its final weights, in one transaction.
+A runner killed at any point therefore leaves each trial either finished (weights and all) or
+unfinished, and `resume` retrains exactly the unfinished ones from scratch with their seeds, which
+gives the numbers an uninterrupted run would have given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from engine import eta
+from engine.config import DataConfig, TrialConfig
+from engine.store import EpochRow, FinishRow, LeaseBusy, Store, StoreError, encode_weights
+from engine.strategies import trial_steps
+
+log = logging.getLogger("hp-tui.runner")
+
+HEARTBEAT_SECONDS = 5.0
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 3, 4, 5, 130
+
+
+class Executor(Protocol):
+    """Where populations train. `local` today; a cluster executor plugs in here later."""
+
+    def train(self, trials: Sequence, splits, device, on_epoch, should_stop) -> list: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Trains in this process, or across persistent worker processes (one per core)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = None
+
+    def train(self, trials, splits, device, on_epoch, should_stop) -> list:
+        from engine.population import train_population
+
+        if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
+            return train_population(trials, splits, device=device, on_epoch=on_epoch,
+                                    should_stop=should_stop)
+        if self._pool is None:
+            from engine.parallel import WorkerPool
+
+            self._pool = WorkerPool(self.workers)
+        return self._pool.train(trials, splits, device, on_epoch, should_stop)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGTERM/SIGINT or by losing the lease; polled by the trainer between steps."""
+
+    reason: str | None = None
+    _event: threading.Event = field(default_factory=threading.Event)
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+def run_study(store: Store, study_id: int, device_name: str | None, workers: int,
+              stop: StopFlag, executor: Executor | None = None) -> int:
+    """Train every unfinished trial of the study. Returns the process exit code."""
+    import torch
+
+    from engine.data import DataError, load_splits
+    from engine.devices import DeviceError, resolve_device
+    from engine.population import Stopped
+    from engine.reference import Trial
+
+    study = store.study(study_id)
+    try:
+        device = resolve_device(device_name or study.device or "auto")
+    except DeviceError as e:
+        store.set_study_status(study_id, "failed", error=str(e))
+        log.error("%s", e)
+        return EXIT_INVALID
+    todo = store.reset_unfinished(study_id)
+    store.set_study_status(study_id, "running")
+    log.info("study %d: %d trials to train on %s", study_id, len(todo), device)
+    base_dir = Path(study.preset_path).parent if study.preset_path else None
+    executor = executor or LocalExecutor(workers)
+    started = time.monotonic()
+    trained: list[TrialConfig] = []
+    try:
+        for data_cfg, rows in _by_data(todo):
+            if stop.is_set():
+                break
+            try:
+                splits = load_splits(data_cfg, base_dir)
+            except DataError as e:
+                store.mark_trials([r.id for r in rows], "failed", error=str(e))
+                log.error("%s", e)
+                continue
+            trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
+            store.start_trials([r.id for r in rows], device=str(device),
+                               torch_version=torch.__version__)
+            try:
+                _train_group(store, executor, rows, trials, splits, device, stop)
+            except Stopped:
+                break
+            trained += [t.config for t in trials]
+    finally:
+        executor.close()
+    if stop.is_set():
+        running = store.trials(study_id, statuses=["running", "pending"])
+        store.mark_trials([r.id for r in running if r.status == "running"], "interrupted")
+        store.set_study_status(study_id, "interrupted", error=stop.reason)
+        log.info("study %d stopped: %s", study_id, stop.reason)
+        return EXIT_INTERRUPTED
+    seconds = time.monotonic() - started
+    if trained:
+        store.record_run(study_id, trials=len(trained),
+                         trial_steps=sum(trial_steps(c) for c in trained), seconds=seconds,
+                         device=str(device), model_seconds=eta.model_seconds(trained, workers))
+    failed = store.trials(study_id, statuses=["failed"])
+    store.set_study_status(study_id, "completed",
+                           error=f"{len(failed)} trial(s) failed" if failed else None)
+    log.info("study %d completed in %.1f s", study_id, seconds)
+    return EXIT_OK
+
+
+def _train_group(store, executor, rows, trials, splits, device, stop: StopFlag) -> None:
+    """Train one data group; if the population raises, retrain its trials one by one so that
+    only the trials that really fail are marked failed (a trial that raises never sinks others)."""
+    from engine.population import Stopped
+
+    try:
+        outcomes = executor.train(trials, splits, device, _epoch_writer(store, rows),
+                                  stop.is_set)
+    except Stopped:
+        raise
+    except Exception:
+        log.error("population of %d trials failed; retrying one by one\n%s", len(rows),
+                  traceback.format_exc())
+        for row, trial in zip(rows, trials, strict=True):
+            try:
+                store.start_trials([row.id], device=str(device), torch_version=row.torch_version
+                                   or _torch_version())
+                [outcome] = executor.train([trial], splits, device,
+                                           _epoch_writer(store, [row]), stop.is_set)
+            except Stopped:
+                raise
+            except Exception as e:
+                store.mark_trials([row.id], "failed", error=f"{type(e).__name__}: {e}")
+                log.error("trial %d failed\n%s", row.number, traceback.format_exc())
+                continue
+            _finish(store, [row], [outcome])
+        return
+    _finish(store, rows, outcomes)
+
+
+def _epoch_writer(store: Store, rows) -> Callable:
+    """The trainer's per-epoch callback: one store transaction per epoch of a population.
+
+    Trials stay `running` here; they become completed/diverged in `_finish`, with their weights.
+    """
+    epochs: dict[int, int] = defaultdict(int)
+
+    def on_epoch(results) -> None:
+        batch = []
+        for index, metrics, _status in results:
+            row = rows[index]
+            batch.append(EpochRow(row.id, epochs[index], metrics.train_loss, metrics.val_loss,
+                                  metrics.val_acc))
+            epochs[index] += 1
+        store.record_epoch(batch)
+
+    return on_epoch
+
+
+def _finish(store: Store, rows, outcomes) -> None:
+    finished = []
+    for row, outcome in zip(rows, outcomes, strict=True):
+        weights = encode_weights([(w.numpy(), b.numpy()) for w, b in outcome.weights])
+        last = outcome.history[-1] if outcome.history else None
+        finished.append(FinishRow(
+            trial_id=row.id, status=outcome.status, weights=weights,
+            diverged_epoch=outcome.diverged_epoch,
+            train_loss=last.train_loss if last else None,
+            val_loss=last.val_loss if last else None,
+            val_acc=last.val_acc if last else None,
+            epochs_done=len(outcome.history),
+        ))
+    store.finish_trials(finished)
+
+
+def _by_data(rows) -> list[tuple[DataConfig, list]]:
+    groups: dict[str, list] = {}
+    for row in rows:
+        key = json.dumps(row.config.get("data", {}), sort_keys=True)
+        groups.setdefault(key, []).append(row)
+    return [(DataConfig(**json.loads(k)), v) for k, v in groups.items()]
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def _heartbeat(path: Path, study_id: int, token: str, stop: StopFlag, done: threading.Event):
+    """Keep the lease fresh from a thread with its own connection; stop if the lease is lost."""
+    try:
+        with Store(path, create=False) as store:
+            while not done.wait(HEARTBEAT_SECONDS):
+                try:
+                    store.heartbeat(study_id, token)
+                except StoreError as e:
+                    stop.set(f"lost the study's lease: {e}")
+                    return
+    except StoreError as e:
+        stop.set(f"heartbeat failed: {e}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.runner", description=__doc__)
+    parser.add_argument("--store", required=True, type=Path)
+    parser.add_argument("--study", required=True, type=int)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = StopFlag()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _f: stop.set(f"stopped by {signal.Signals(signum).name}"))
+    # A runner has no terminal: a hang-up is not a reason to stop.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    workers = args.workers or default_workers()
+    try:
+        with Store(args.store, create=False) as store:
+            try:
+                token = store.acquire_lease(args.study, pid=os.getpid(), host=socket.gethostname())
+            except LeaseBusy as e:
+                log.error("%s", e)
+                return EXIT_BUSY
+            done = threading.Event()
+            beat = threading.Thread(target=_heartbeat, daemon=True,
+                                    args=(args.store, args.study, token, stop, done))
+            beat.start()
+            try:
+                return run_study(store, args.study, args.device, workers, stop)
+            except Exception as e:
+                log.error("runner failed\n%s", traceback.format_exc())
+                store.set_study_status(args.study, "failed", error=f"{type(e).__name__}: {e}")
+                return EXIT_FAILED
+            finally:
+                done.set()
+                store.release_lease(args.study, token)
+    except StoreError as e:
+        log.error("%s", e)
+        return EXIT_STORE
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""Pilot tests of the terminal app: what the screens show and what reaches the store.
+
+Studies are either trained for real by the detached runner (the tiny preset: a few seconds) or
+seeded straight into the store, so that the reading screens can be tested deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from textual.widgets import DataTable, Input, Select, Static
+
+from engine.launcher import start_runner
+from engine.presets import load_preset, parse_preset, resolve_preset_arg
+from engine.store import EpochRow, FinishRow, Store, encode_weights
+from tui import actions
+from tui.app import HpTuiApp
+from tui.screens.compare import CompareScreen
+from tui.screens.confirm import ConfirmOverwrite, ConfirmVault
+from tui.screens.form import FormScreen
+from tui.screens.help import HelpScreen
+from tui.screens.presets import PresetsScreen
+from tui.screens.results import ResultsScreen
+from tui.screens.run import RunScreen
+from tui.screens.too_small import TooSmallScreen
+from tui.screens.vault import VaultScreen
+from tui.widgets.loss_plot import ValuePlot
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = (80, 24)
+GRID = """
+name = "seeded-grid"
+description = "two parameters, two values each"
+[data]
+train_size = 200
+val_size = 100
+[train]
+epochs = 3
+[study]
+strategy = "grid"
+seeds = 2
+[study.vary]
+lr = [0.01, 0.1]
+activation = ["relu", "tanh"]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Saved presets go to a temporary user folder, never the real one."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path / "config" / "hp-tui" / "presets"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with Store(tmp_path / "s.db") as s:
+        yield s
+
+
+def seed_grid(store: Store, *, finish: bool = True) -> int:
+    """A finished 2x2 grid (8 trials) with made-up but deterministic numbers: tanh and the
+    larger learning rate are better, by much more than the seed noise."""
+    preset = parse_preset(GRID)
+    study_id = actions.create_study(store, preset)
+    store.set_study_status(study_id, "completed" if finish else "running")
+    rows, ends = [], []
+    rng = np.random.default_rng(0)
+    for t in store.trials(study_id):
+        acc = 0.6 + 0.2 * (t.config["train"]["lr"] == 0.1) + 0.1 * (
+            t.config["model"]["activation"] == "tanh") + 0.005 * t.replicate
+        for epoch in range(3):
+            rows.append(EpochRow(t.id, epoch, 0.5 - 0.1 * epoch, 0.55 - 0.1 * epoch, acc))
+        weights = encode_weights([(rng.normal(size=(10, 2)), np.zeros(10)),
+                                  (rng.normal(size=(1, 10)), np.zeros(1))])
+        if finish or t.number <= 4:
+            ends.append(FinishRow(t.id, "completed", weights, None, 0.3, 0.35, acc, 3))
+    store.record_epoch(rows)
+    store.finish_trials(ends)
+    return study_id
+
+
+def tiny_study(store: Store, **overrides: Any) -> int:
+    preset = load_preset(resolve_preset_arg("tiny"))
+    if overrides:
+        text = preset.text.replace("epochs = 2", f"epochs = {overrides['epochs']}")
+        preset = parse_preset(text, "tiny-long.toml")
+    return actions.create_study(store, preset)
+
+
+def trained_tiny(store: Store) -> int:
+    study_id = tiny_study(store)
+    assert start_runner(store.path, study_id, device="cpu").wait(timeout=120) == 0
+    return study_id
+
+
+async def wait_for(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.1)
+
+
+def plain(content: Any, width: int = 100) -> str:
+    """Static content (markup text or a rich renderable) as the plain text a user reads."""
+    from rich.console import Console
+    from rich.text import Text
+
+    if isinstance(content, str):
+        content = Text.from_markup(content)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(content)
+    return console.export_text()
+
+
+def text_of(app: HpTuiApp, selector: str) -> str:
+    return plain(app.screen.query_one(selector, Static).content)
+
+
+def column(table: DataTable, index: int) -> list[str]:
+    return [str(table.get_row_at(r)[index]) for r in range(table.row_count)]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- app shell -----------------------------------------------------------------------------------
+
+def test_presets_screen_lists_presets_invalid_ones_and_studies(store: Store,
+                                                               _user_dir: Path) -> None:
+    _user_dir.mkdir(parents=True)
+    (_user_dir / "broken.toml").write_text("[train]\nlr = -1\n")
+    study_id = seed_grid(store)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, PresetsScreen)
+            presets = app.screen.query_one("#presets", DataTable)
+            rows = {str(presets.get_row_at(i)[0]): presets.get_row_at(i)
+                    for i in range(presets.row_count)}
+            assert "sensitivity, 4 trials" in str(rows["tiny"][2])
+            assert "invalid" in str(rows["broken"][2])
+            assert "lr" in str(rows["broken"][3])  # the first error line names the key
+            studies = app.screen.query_one("#studies", DataTable)
+            await wait_for(pilot, lambda: studies.row_count == 1)
+            assert column(studies, 0) == [str(study_id)]
+            assert "completed" in column(studies, 3)[0]
+            # Enter on an invalid preset explains instead of opening the form.
+            presets.move_cursor(row=list(rows).index("broken"))
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, PresetsScreen)
+            # Enter on a finished study opens its results.
+            await pilot.press("tab", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, PresetsScreen)
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+
+    run(go())
+
+
+def test_studies_list_follows_the_store_live(store: Store) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            studies = app.screen.query_one("#studies", DataTable)
+            await pilot.pause(0.3)
+            assert studies.row_count == 0
+            seed_grid(store, finish=False)  # another process writes a study
+            await wait_for(pilot, lambda: studies.row_count == 1, timeout=5)
+            assert "running" in column(studies, 3)[0]
+            assert column(studies, 4)[0] == "4/8"
+
+    run(go())
+
+
+def test_help_lists_the_current_screens_keys(store: Store) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            keys = text_of(app, "#help-keys")
+            assert "New preset" in keys and "Quit" in keys
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, PresetsScreen)
+
+    run(go())
+
+
+def test_too_small_terminal_says_so_and_recovers(store: Store) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=(60, 20)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, TooSmallScreen)
+            assert "60x20" in text_of(app, "#too-small")
+            await pilot.resize_terminal(100, 30)
+            await pilot.pause()
+            assert isinstance(app.screen, PresetsScreen)
+
+    run(go())
+
+
+def test_command_palette_offers_app_actions(store: Store) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            assert {"Help", "New preset", "Quit"} <= set(titles)
+
+    run(go())
+
+
+# -- the form ------------------------------------------------------------------------------------
+
+def test_form_validates_as_you_type_and_counts_strategies(store: Store) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            await pilot.pause()
+            form = app.screen
+            assert isinstance(form, FormScreen)
+            assert "single: 3 trials" in text_of(app, "#cost")
+            lr = form.query_one("#f-train-lr Input", Input)
+            lr.value = "abc"
+            await pilot.pause()
+            error = text_of(app, "#f-train-lr .field-error")
+            assert "expected a number" in error  # the engine's own message
+            assert "invalid" in text_of(app, "#cost")
+            lr.value = "0"
+            await pilot.pause()
+            assert "out of range" in text_of(app, "#f-train-lr .field-error")
+            lr.value = "0.01"
+            form.query_one("#v-train-lr Input", Input).value = "0.001, 0.01, 0.1"
+            form.query_one("#v-model-activation Input", Input).value = "relu, tanh"
+            form.query_one("#f-study-strategy Select", Select).value = "grid"
+            await pilot.pause()
+            cost = text_of(app, "#cost")
+            # grid: 3 x 2 configurations x 3 seeds; sensitivity: (1 + 2 + 1) x 3
+            assert "grid: 18 trials" in cost and "sensitivity 12" in cost
+            # A cross-field problem from the engine lands on the right field.
+            form.query_one("#f-train-batch_size Input", Input).value = "5000"
+            await pilot.pause()
+            assert "batch" in text_of(app, "#f-train-batch_size .field-error").lower()
+
+    run(go())
+
+
+def test_form_saves_toml_and_never_overwrites_without_asking(store: Store,
+                                                             _user_dir: Path) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            await pilot.pause()
+            form = app.screen
+            form.query_one("#name", Input).value = "mine"
+            form.query_one("#f-train-lr Input", Input).value = "0.05"
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            saved = _user_dir / "mine.toml"
+            preset = load_preset(saved)
+            assert preset.config.lr == 0.05 and preset.name == "mine"
+            form.query_one("#f-train-lr Input", Input).value = "0.5"
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmOverwrite)
+            await pilot.press("n")
+            await pilot.pause()
+            assert load_preset(saved).config.lr == 0.05  # untouched
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert load_preset(saved).config.lr == 0.5
+
+    run(go())
+
+
+# -- run screen ----------------------------------------------------------------------------------
+
+def test_launch_tiny_from_the_form_trains_and_shows_live(store: Store) -> None:
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            presets = app.screen.query_one("#presets", DataTable)
+            presets.move_cursor(row=column(presets, 0).index("tiny"))
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, FormScreen)
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.study is not None
+                           and screen.study.status == "completed")
+            await wait_for(pilot, lambda: len(screen.metrics) == 4)
+            table = screen.query_one("#run-trials", DataTable)
+            assert table.row_count == 4
+            await pilot.pause(0.5)
+            assert all("completed" in s for s in column(table, 3))
+            assert all(e == "2/2" for e in column(table, 4))
+            assert "4/4 trials" in text_of(app, "#run-status")
+            studies = store.studies()
+            assert [s.status for s in studies] == ["completed"]
+            assert store.trials(studies[0].id)[0].val_acc is not None
+            await pilot.press("l")  # log scale redraws without error
+            await pilot.press("o")
+            await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+            results = app.screen
+            await wait_for(pilot, lambda: results.data is not None)
+            assert results.query_one("#results-trials", DataTable).row_count == 4
+
+    run(go())
+
+
+def test_stop_keeps_the_study_resumable_and_resume_finishes_it(store: Store) -> None:
+    study_id = tiny_study(store, epochs=400)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            pid = actions.launch(store, study_id, device="cpu")
+            app.push_screen(RunScreen(study_id, pid=pid))
+            screen = app.screen
+            await wait_for(pilot, lambda: any(len(m) >= 2 for m in screen.metrics.values()))
+            assert screen.check_action("stop", ()) is True
+            await pilot.press("s")
+            await wait_for(pilot, lambda: store.study(study_id).status == "interrupted",
+                           timeout=30)
+            await wait_for(pilot, lambda: "interrupted" in text_of(app, "#run-status"))
+            await wait_for(pilot, lambda: screen.check_action("resume", ()) is True, timeout=15)
+            # Leaving and reopening the screen never touches the runner or the store.
+            await pilot.press("r")
+            await wait_for(pilot, lambda: store.study(study_id).status == "running", timeout=30)
+            await pilot.press("escape")
+            await pilot.pause()
+            app.push_screen(RunScreen(study_id))
+            again = app.screen
+            await wait_for(pilot, lambda: again.study is not None
+                           and again.study.status == "completed", timeout=90)
+            assert store.study(study_id).counts["completed"] == 4
+
+    run(go())
+
+
+def test_run_screen_reads_a_study_whose_runner_died(store: Store) -> None:
+    study_id = seed_grid(store, finish=False)  # "running", no lease: the runner is gone
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(RunScreen(study_id))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
+            status = text_of(app, "#run-status")
+            assert "runner gone" in status and "4/8 trials" in status
+            assert screen.check_action("stop", ()) is False
+            assert screen.check_action("resume", ()) is True
+            table = screen.query_one("#run-trials", DataTable)
+            labels = [str(c.label) for c in table.columns.values()]
+            assert set(labels[1:3]) == {"lr", "activation"}  # only what varies
+
+    run(go())
+
+
+# -- results, compare, vault ---------------------------------------------------------------------
+
+def test_results_show_impact_heatmap_sorting_and_export(store: Store, tmp_path: Path) -> None:
+    study_id = seed_grid(store)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.push_screen(ResultsScreen(study_id))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.data is not None)
+            table = screen.query_one("#results-trials", DataTable)
+            assert table.row_count == 8
+            screen.sort_by(screen.columns.index("val acc"))  # best first
+            await pilot.pause()
+            assert column(table, screen.columns.index("lr"))[0] == "0.1"
+            assert column(table, screen.columns.index("activation"))[0] == "tanh"
+            await pilot.press("i")
+            await pilot.pause()
+            text = text_of(app, "#impact-text")
+            assert "impact of each hyperparameter" in text
+            assert "above noise" in text
+            assert "lr (rows) x activation" in text  # the 2-parameter heatmap
+            await pilot.press("p")
+            await pilot.pause()
+            plots = list(screen.query(ValuePlot))
+            assert len(plots) == 2  # one per varied parameter
+            out = tmp_path / "out.csv"
+            await pilot.press("e")
+            await pilot.pause()
+            app.screen.query_one("#export-path", Input).value = str(out)
+            await pilot.press("enter")
+            await pilot.pause()
+            lines = out.read_text().splitlines()
+            assert lines[0].startswith("id,") and len(lines) == 9
+
+    run(go())
+
+
+def test_compare_highlights_differences(store: Store) -> None:
+    study_id = seed_grid(store)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(ResultsScreen(study_id))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.data is not None)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            assert app.screen.numbers == (1, 2)
+            assert len(app.screen.pair) == 2
+
+    run(go())
+
+
+def test_vault_confirms_evaluates_once_and_then_only_shows(store: Store) -> None:
+    study_id = trained_tiny(store)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(VaultScreen(study_id))
+            screen = app.screen
+            await pilot.pause()
+            assert screen.query_one("#vault-trial", Input).value != ""  # best trial preset
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmVault)
+            assert "once" in text_of(app, ".question").lower()
+            await pilot.press("n")
+            await pilot.pause()
+            assert store.vault(study_id) is None
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_for(pilot, lambda: screen.record is not None, timeout=120)
+            record = store.vault(study_id)
+            assert record is not None
+            shown = text_of(app, "#vault-result")
+            assert "test accuracy" in shown and "gap" in shown and "Why the gap" in shown
+            assert screen.check_action("open_vault", ()) is False
+        # Reopened later, the screen shows the record and cannot evaluate again.
+        app2 = HpTuiApp(store=store)
+        async with app2.run_test(size=SIZE) as pilot:
+            app2.push_screen(VaultScreen(study_id))
+            await pilot.pause()
+            assert app2.screen.record == record
+            assert app2.screen.check_action("open_vault", ()) is False
+
+    run(go())
+
+
+# -- layering ------------------------------------------------------------------------------------
+
+def test_app_never_imports_torch(tmp_path: Path) -> None:
+    code = """
+import asyncio, sys
+from pathlib import Path
+from tui.app import HpTuiApp
+async def main():
+    app = HpTuiApp(Path(sys.argv[1]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+asyncio.run(main())
+assert "torch" not in sys.modules, "torch was imported"
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]

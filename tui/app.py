@@ -1,0 +1,114 @@
+"""The hp-tui terminal app: a thin shell of screens over the store (DESIGN.md sections 2 and 8).
+
+The app process never imports torch: it reads the store, renders, and starts or stops detached
+runner processes. Every screen lives in `tui/screens/`, all styling in `tui/app.tcss`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import events, on
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from engine.store import Store, StoreError, default_store_path
+from tui import exitcodes
+from tui.screens.too_small import TooSmallScreen
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class HpTuiApp(App[int]):
+    """Presets -> form -> run -> results -> vault, all from the keyboard."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "hp-tui"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", tooltip="Keys of this screen", id="help"),
+        # f1 also works where a text field has the focus and takes "?" as text.
+        Binding("f1", "help", "Help", show=False, priority=True, id="help-f1"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
+    ]
+
+    def __init__(self, store_path: Path | None = None, store: Store | None = None) -> None:
+        super().__init__()
+        self.store = store or Store(default_store_path(store_path))
+        self._too_small: TooSmallScreen | None = None
+
+    def get_default_screen(self) -> Screen:
+        from tui.screens.presets import PresetsScreen
+
+        return PresetsScreen()  # the bottom of the stack, so nothing can land under it
+
+    def on_mount(self) -> None:
+        self._check_size(self.size.width, self.size.height)
+
+    # -- keys and commands ---------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        # Taken now: once the help is up, its own keys are the active ones.
+        self.push_screen(HelpScreen(self.screen, list(self.active_bindings.values())))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Keys of this screen and what it is for", self.action_help)
+        yield SystemCommand("Presets", "Back to the presets and studies list",
+                            self.action_home)
+        # Each screen may offer its own secondary actions in the palette.
+        extra = getattr(screen, "palette_commands", None)
+        if callable(extra):
+            yield from extra()
+
+    def action_home(self) -> None:
+        from tui.screens.presets import PresetsScreen
+
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, PresetsScreen):
+            self.pop_screen()
+
+    # -- a terminal too small says so instead of breaking --------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        if small and self._too_small is None:
+            self._too_small = TooSmallScreen(width, height)
+            self.push_screen(self._too_small)
+        elif not small and self._too_small is not None:
+            if self.screen is self._too_small:
+                self.pop_screen()
+            self._too_small = None
+        if self._too_small is not None:
+            self._too_small.show_size(width, height)
+
+    # -- one place reports worker failures ------------------------------------------------------
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            err = event.worker.error
+            self.notify(f"{event.worker.name}: {err}", title="background task failed",
+                        severity="error", timeout=10)
+
+
+def run_app(store_path: Path | None = None) -> int:
+    """Open the app on the store (--store, else $HP_TUI_STORE, else ./.hp-tui/store.db)."""
+    path = default_store_path(store_path)
+    try:
+        store = Store(path)
+    except StoreError as e:
+        print(f"hp-tui: {e}", file=sys.stderr)
+        return exitcodes.STORE
+    with store:
+        result = HpTuiApp(path, store=store).run()
+    return int(result or exitcodes.OK)

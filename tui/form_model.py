@@ -1,0 +1,144 @@
+"""The preset form's text <-> values, without widgets (so it is easy to test).
+
+Each field is typed as text; `parse_field` turns it into the value the engine's `check_value`
+judges, and `build_text` writes the whole form as preset TOML that `parse_preset` validates with
+the engine's own rules and messages (cross-field ones too, like a batch larger than the data).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from engine import space
+from engine.presets import Preset, parse_preset
+
+RANGE = re.compile(r"^\s*(\S+)\s*\.\.\s*(\S+)\s*(log)?\s*$")
+
+
+def parse_number(text: str) -> Any:
+    """"3" -> 3, "1e-3" -> 0.001; anything else stays text, for check_value to name."""
+    t = text.strip()
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        return t
+
+
+def parse_widths(text: str) -> Any:
+    """"10, 10" (or "[10, 10]") -> [10, 10]."""
+    t = text.strip().removeprefix("[").removesuffix("]")
+    if not t.strip():
+        return []
+    return [parse_number(w) for w in t.split(",")]
+
+
+def parse_field(p: space.Param, text: str) -> Any:
+    if p.kind in ("int", "float"):
+        return parse_number(text)
+    if p.kind == "widths":
+        return parse_widths(text)
+    return text.strip()
+
+
+def parse_vary(p: space.Param, text: str) -> Any:
+    """The values to try: "0.001, 0.01, 0.1"; widths "10; 40; 10, 10"; a range "1e-4 .. 1 log"
+    (random strategy). None when empty (not varied)."""
+    if not text.strip():
+        return None
+    m = RANGE.match(text)
+    if m and p.kind in ("int", "float"):
+        return {"min": parse_number(m[1]), "max": parse_number(m[2]), "log": bool(m[3])}
+    if p.kind == "widths":
+        return [parse_widths(part) for part in text.split(";") if part.strip()]
+    items = [part.strip().strip("'\"") for part in text.split(",") if part.strip()]
+    return [parse_number(i) for i in items] if p.kind in ("int", "float") else items
+
+
+def check_field(p: space.Param, text: str) -> str | None:
+    """The engine's message for one field as typed, or None when it is fine."""
+    if p.kind == "str" and not text.strip():
+        return None  # optional (data.path): only needed for csv, which parse_preset checks
+    _, err = space.check_value(p, parse_field(p, text))
+    return err
+
+
+def check_vary(p: space.Param, text: str) -> str | None:
+    entry = parse_vary(p, text)
+    if entry is None or isinstance(entry, dict):
+        return None  # ranges are checked with the strategy, by parse_preset
+    for value in entry:
+        _, err = space.check_value(p, value)
+        if err:
+            return err
+    return None
+
+
+def format_value(p: space.Param, value: Any) -> str:
+    if value is None:
+        return ""
+    if p.kind == "widths":
+        return ", ".join(str(w) for w in value)
+    return str(value)
+
+
+def format_vary(p: space.Param, entry: Any) -> str:
+    if entry is None:
+        return ""
+    if isinstance(entry, dict):
+        return f"{entry['min']} .. {entry['max']}" + (" log" if entry.get("log") else "")
+    if p.kind == "widths":
+        return "; ".join(format_value(p, v) for v in entry)
+    return ", ".join(str(v) for v in entry)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))  # JSON's escapes are valid in TOML basic strings
+
+
+def build_text(name: str, description: str, values: dict[str, Any],
+               vary: dict[str, Any]) -> str:
+    """Preset TOML from the form's parsed values (dotted key -> value; vary: key -> entry)."""
+    lines = [f"name = {toml_value(name or 'untitled')}"]
+    if description:
+        lines.append(f"description = {toml_value(description)}")
+    for section in space.SECTIONS:
+        lines += ["", f"[{section}]"]
+        for p in space.params_in(section):
+            v = values.get(p.dotted)
+            if v is None or (p.kind == "str" and v == ""):
+                continue
+            lines.append(f"{p.key} = {toml_value(v)}")
+    if vary:
+        lines += ["", "[study.vary]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in vary.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_preset(text: str, base_dir: Path | None = None) -> Preset:
+    """Validate the form's TOML with the engine (raises PresetError with every problem)."""
+    return parse_preset(text, source="<form>", base_dir=base_dir)
+
+
+def initial_values(preset: Preset | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(dotted -> value, vary key -> entry) to fill the form: the preset's, else the notebook's."""
+    if preset is None:
+        d = space.defaults()
+        return {f"{s}.{k}": v for s, kv in d.items() for k, v in kv.items()}, {}
+    sections = {**preset.config.to_dict(), "study": preset.study.to_dict()}
+    vary = sections["study"].pop("vary", {})
+    return {f"{s}.{k}": v for s, kv in sections.items() for k, v in kv.items()}, vary

@@ -1,0 +1,311 @@
+"""The headless commands (`hp-tui run`, `show`, ...): the same actions as the app, for scripts.
+
+Data goes to stdout (tables, or JSON with --json), messages and progress to stderr. Engine errors
+are turned into `UserError`s with the right exit code here, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine import report
+from engine.presets import PresetError
+from engine.store import LeaseBusy, Store, StoreError, default_store_path
+from tui import actions, exitcodes, render
+from tui.exitcodes import UserError
+
+POLL_SECONDS = 0.25
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except PresetError as e:
+        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+    except LeaseBusy as e:
+        raise UserError(str(e), exitcodes.BUSY) from None
+    except StoreError as e:
+        raise UserError(str(e), exitcodes.STORE) from None
+
+
+@contextmanager
+def open_store(arg: str | None, *, readonly: bool = False) -> Iterator[Store]:
+    path = Path(arg) if arg else default_store_path()
+    if readonly and not path.exists():
+        raise UserError(f"no store at {path} yet: run a study first (hp-tui run PRESET)",
+                        exitcodes.STORE)
+    with Store(path, readonly=readonly) as store:
+        if store.nfs_warning:
+            print(f"hp-tui: warning: {store.nfs_warning}", file=sys.stderr)
+        yield store
+
+
+# --- run / resume ----------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine import eta, strategies
+    from engine.presets import load_preset, resolve_preset_arg, with_overrides
+
+    _check_device(args.device)
+    path = resolve_preset_arg(args.preset)
+    preset = with_overrides(load_preset(path), strategy=args.strategy, seeds=args.seeds,
+                            samples=args.samples)
+    plan = strategies.plan(preset.config, preset.study)
+    with open_store(args.store) as store:
+        estimate = eta.estimate([t.config for t in plan.trials], _past_runs(store, args.device),
+                                workers=_workers(args))
+        _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
+             f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
+             f"ETA {estimate.human()}")
+        study_id = actions.create_study(store, preset, name=args.name, device=args.device,
+                                        plan=plan)
+        return _launch_and_follow(store, study_id, args, total=plan.n_trials)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        study = store.study(args.study)
+        lease = store.lease(study.id)
+        if lease and lease.get("alive"):
+            raise UserError(
+                f"study {study.id} is being run by pid {lease['pid']} on {lease['host']}; "
+                "follow it with `hp-tui show` or stop that runner first", exitcodes.BUSY)
+        todo = [t for t in store.trials(study.id) if t.status not in ("completed", "diverged")]
+        if not todo:
+            _say(f"study {study.id}: every trial is finished; nothing to resume")
+            return _print_result(store, study.id, args.json)
+        if args.device:
+            _check_device(args.device)
+        total = len(store.trials(study.id))
+        _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {total}")
+        return _launch_and_follow(store, study.id, args, total=total)
+
+
+def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace, total: int) -> int:
+    from engine.launcher import log_path, start_runner, stop_runner
+
+    proc = start_runner(store.path, study_id, device=getattr(args, "device", None),
+                        workers=getattr(args, "workers", None))
+    if args.detach:
+        if args.json:
+            print(json.dumps({"study": study_id, "pid": proc.pid,
+                              "log": str(log_path(store.path, study_id))}))
+        else:
+            print(study_id)
+        _say(f"study {study_id} runs in the background (pid {proc.pid}); "
+             f"follow it with `hp-tui show {study_id}`")
+        return exitcodes.OK
+    try:
+        code = _follow(store, study_id, proc, total)
+    except KeyboardInterrupt:
+        _say("stopping the runner...")
+        stop_runner(proc.pid)
+        _say(f"study {study_id} stopped; `hp-tui resume {study_id}` finishes it")
+        return exitcodes.INTERRUPTED
+    study = store.study(study_id)
+    if code == exitcodes.BUSY:
+        raise UserError(f"study {study_id} is busy: another runner holds it", exitcodes.BUSY)
+    if study.status != "completed":
+        from engine.launcher import tail
+
+        detail = study.error or tail(log_path(store.path, study_id), 15)
+        _say(f"study {study_id} {study.status}: {detail}")
+        _say(f"log: {log_path(store.path, study_id)}")
+        if study.status == "interrupted":
+            return exitcodes.INTERRUPTED
+        return exitcodes.INVALID_INPUT if code == exitcodes.INVALID_INPUT else exitcodes.FAILED
+    return _print_result(store, study_id, args.json)
+
+
+def _follow(store: Store, study_id: int, proc: Any, total: int) -> int:
+    """Wait for the runner, showing progress on stderr when it is a terminal."""
+    with render.progress(total, enabled=sys.stderr.isatty()) as bar:
+        while True:
+            code = proc.poll()
+            study = store.study(study_id)
+            done = sum(study.counts.get(s, 0) for s in ("completed", "diverged", "failed"))
+            bar(done, study.counts)
+            if code is not None:
+                return int(code)
+            time.sleep(POLL_SECONDS)
+
+
+def _print_result(store: Store, study_id: int, as_json: bool) -> int:
+    study = store.study(study_id)
+    data = report.study_dict(store, study)
+    if as_json:
+        print(json.dumps(data))
+    else:
+        render.print_study(data)
+    return exitcodes.OK
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    path = Path(args.store) if args.store else default_store_path()
+    if not path.exists():
+        if args.json:
+            print("[]")
+        else:
+            _say(f"no studies yet ({path} does not exist); start one with `hp-tui run notebook`")
+        return exitcodes.OK
+    with open_store(args.store, readonly=True) as store:
+        rows = [_study_summary(s) for s in store.studies()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        render.print_studies(rows)
+    return exitcodes.OK
+
+
+def _study_summary(s: Any) -> dict[str, Any]:
+    return {"study": s.id, "name": s.name, "preset": s.preset_name, "strategy": s.strategy,
+            "status": s.status, "created": s.created, "counts": s.counts,
+            "trials": sum(s.counts.values())}
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with open_store(args.store, readonly=True) as store:
+        return _print_result(store, store.study(args.study).id, args.json)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_store(args.store, readonly=True) as store:
+        data = report.study_dict(store, store.study(args.study))
+    text = render.export_text(data, args.format)
+    if not args.output:
+        sys.stdout.write(text)
+        return exitcodes.OK
+    out = Path(args.output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        # Write aside and rename, so a failure never leaves a half-written export behind.
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{out}: cannot write the export ({e.strerror or e})",
+                        exitcodes.FAILED) from None
+    _say(f"wrote {out}")
+    return exitcodes.OK
+
+
+def cmd_vault(args: argparse.Namespace) -> int:
+    from engine.store import VaultUsed
+
+    with open_store(args.store) as store:
+        study = store.study(args.study)
+        existing = store.vault(study.id)
+        if existing is None:
+            trial = store.trial(study.id, args.trial)
+            if not args.yes:
+                _confirm_vault(study.id, trial.number, trial.val_acc)
+        try:
+            from engine.vault import VaultRefused, open_vault
+
+            try:
+                record = open_vault(store, study.id, args.trial)
+            except VaultRefused as e:
+                raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+        except VaultUsed as e:
+            if args.json:
+                print(json.dumps(e.record))
+            else:
+                render.print_vault(e.record, already=True)
+            raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+    if args.json:
+        print(json.dumps(record))
+    else:
+        render.print_vault(record, already=False)
+    return exitcodes.OK
+
+
+def _confirm_vault(study_id: int, number: int, val_acc: float | None) -> None:
+    if not sys.stdin.isatty():
+        raise UserError("the vault needs confirmation: pass --yes (no terminal to ask on)",
+                        exitcodes.VAULT_REFUSED)
+    acc = f" (validation accuracy {val_acc:.2%})" if val_acc is not None else ""
+    prompt = (f"Evaluate trial {number}{acc} of study {study_id} on the test split? "
+              "This can be done once per study. [y/N] ")
+    try:
+        answer = input(prompt)
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("vault not opened", exitcodes.VAULT_REFUSED)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from engine import strategies
+    from engine.presets import find_presets
+
+    rows = []
+    for info in find_presets():
+        row: dict[str, Any] = {"name": info.name, "path": str(info.path), "source": info.source,
+                               "description": info.description}
+        if info.preset is not None:
+            p = info.preset
+            row.update(strategy=p.study.strategy, seeds=p.study.seeds,
+                       trials=strategies.count(p.config, p.study))
+        else:
+            row["error"] = str(info.error)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        render.print_presets(rows)
+    return exitcodes.OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run, "resume": cmd_resume, "studies": cmd_studies, "show": cmd_show,
+    "export": cmd_export, "vault": cmd_vault, "presets": cmd_presets,
+}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _workers(args: argparse.Namespace) -> int:
+    return int(args.workers) if getattr(args, "workers", None) else actions.workers()
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse an absent device before anything is written, without importing torch.
+
+    The runner checks again with torch; this catches the common mistakes early and cheaply.
+    """
+    if not device or device in ("auto", "cpu"):
+        return
+    if device == "mps":
+        if sys.platform != "darwin":
+            raise UserError("--device mps: Apple's MPS is only available on macOS",
+                            exitcodes.INVALID_INPUT)
+        return
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        has_gpu = any(Path("/dev").glob("nvidia[0-9]*"))
+        if not has_gpu and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+            raise UserError(f"--device {device}: no CUDA GPU on this machine; use --device cpu "
+                            "or auto", exitcodes.INVALID_INPUT)
+        return
+    raise UserError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps",
+                    exitcodes.INVALID_INPUT)
+
+
+def _past_runs(store: Store, device: str | None) -> list[tuple[float, float]]:
+    """(measured, modelled) seconds of recent runs, to calibrate the ETA to this machine."""
+    return [(r["seconds"], r["model_seconds"]) for r in store.runs(limit=5)
+            if r["model_seconds"]]

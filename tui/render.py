@@ -1,0 +1,232 @@
+"""Rich tables and exports for the headless commands, all built from `engine.report`'s dicts.
+
+Colour follows rich's own rules (NO_COLOR, TERM=dumb, pipes), so output stays readable anywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+MAX_TRIAL_ROWS = 30
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False)
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ",".join(str(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def print_study(data: dict[str, Any]) -> None:
+    console = _console()
+    title = f"study {data['study']}" + (f" '{data['name']}'" if data.get("name") else "")
+    console.print(f"[bold]{title}[/]: {data['preset']}, {data['strategy']}, {data['status']}")
+    console.print(trials_table(data))
+    if data.get("impact"):
+        console.print(impact_table(data))
+    if data.get("interaction"):
+        console.print(interaction_table(data["interaction"]))
+    for p in data.get("predictions") or []:
+        console.print(f"prediction {p.get('param')}: {p.get('verdict')}")
+    if data.get("vault"):
+        print_vault(data["vault"], already=True, console=console)
+
+
+def varied_params(data: dict[str, Any]) -> list[str]:
+    """Config keys whose value differs between trials (the columns worth showing)."""
+    trials = data["trials"]
+    if not trials:
+        return []
+    keys = list(trials[0]["config"].keys())
+    return [k for k in keys if len({json.dumps(t["config"].get(k)) for t in trials}) > 1]
+
+
+def trials_table(data: dict[str, Any]) -> Table:
+    params = varied_params(data)
+    trials = sorted(data["trials"], key=lambda t: -(t["val_acc"] if t["val_acc"] is not None
+                                                     else -1))
+    shown = trials[:MAX_TRIAL_ROWS]
+    caption = (f"best {len(shown)} of {len(trials)} trials by validation accuracy"
+               if len(trials) > len(shown) else None)
+    table = Table(title="trials", caption=caption, header_style="bold")
+    table.add_column("id", justify="right")
+    for p in params:
+        table.add_column(p)
+    table.add_column("seed", justify="right")
+    table.add_column("status")
+    table.add_column("val acc", justify="right")
+    table.add_column("val loss", justify="right")
+    table.add_column("epochs", justify="right")
+    for t in shown:
+        status = t["status"]
+        style = {"diverged": "yellow", "failed": "red", "interrupted": "magenta"}.get(status, "")
+        table.add_row(str(t["id"]), *(fmt_value(t["config"].get(p)) for p in params),
+                      str(t["replicate"]), f"[{style}]{status}[/]" if style else status,
+                      fmt_pct(t["val_acc"]),
+                      "-" if t["val_loss"] is None else f"{t['val_loss']:.4f}", str(t["epochs"]))
+    return table
+
+
+def impact_table(data: dict[str, Any]) -> Table:
+    table = Table(title="impact of each hyperparameter", caption=data.get("reading"),
+                  header_style="bold")
+    table.add_column("parameter")
+    table.add_column("mean val acc ± std, per value")
+    table.add_column("best")
+    table.add_column("effect", justify="right")
+    table.add_column("noise", justify="right")
+    table.add_column("verdict")
+    for row in data["impact"]:
+        per_value = ", ".join(
+            f"{fmt_value(v)}: {fmt_pct(m)} ± {100 * (s or 0):.1f}"
+            for v, m, s in zip(row["values"], row["means"], row["stds"], strict=False))
+        verdict = _verdict(row)
+        style = "green" if row["significant"] else "dim"
+        table.add_row(row["param"], per_value, fmt_value(row["best"]), fmt_pct(row["effect"]),
+                      fmt_pct(row["noise"]), f"[{style}]{verdict}[/]")
+    return table
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    return row.get("verdict") or ("above noise" if row["significant"] else "within noise")
+
+
+def interaction_table(inter: dict[str, Any]) -> Table:
+    names = [k for k in ("row_param", "col_param") if k in inter]
+    rows_name = inter.get(names[0], "") if names else ""
+    cols_name = inter.get(names[1], "") if len(names) > 1 else ""
+    table = Table(title=f"mean val acc: {rows_name} x {cols_name}", header_style="bold")
+    table.add_column(f"{rows_name} \\ {cols_name}")
+    for c in inter.get("col_values", []):
+        table.add_column(fmt_value(c), justify="right")
+    for r, values in zip(inter.get("row_values", []), inter.get("means", []), strict=False):
+        table.add_row(fmt_value(r), *(fmt_pct(v) for v in values))
+    return table
+
+
+def print_studies(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="studies", header_style="bold")
+    for col in ("#", "name", "preset", "strategy", "status", "trials", "created"):
+        table.add_column(col)
+    for r in rows:
+        counts = r["counts"]
+        done = sum(counts.get(s, 0) for s in ("completed", "diverged", "failed"))
+        table.add_row(str(r["study"]), r["name"] or "", r["preset"] or "", r["strategy"],
+                      r["status"], f"{done}/{r['trials']}", (r["created"] or "")[:19])
+    _console().print(table)
+
+
+def print_presets(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="presets", header_style="bold")
+    for col in ("name", "source", "study", "description"):
+        table.add_column(col)
+    for r in rows:
+        if "error" in r:
+            study = "[red]invalid[/]"
+            description = r["error"].splitlines()[0]
+        else:
+            study = f"{r['strategy']}, {r['trials']} trials"
+            description = r["description"] or ""
+        table.add_row(r["name"], r["source"], study, description)
+    _console().print(table)
+
+
+def print_vault(record: dict[str, Any], already: bool, console: Console | None = None) -> None:
+    console = console or _console()
+    test, val = record.get("test_acc"), record.get("val_acc")
+    gap = f", gap {100 * (val - test):+.1f} points" if test is not None and val is not None else ""
+    head = "test vault (already opened)" if already else "test vault opened"
+    console.print(f"[bold]{head}[/] {record.get('created', '')}: trial "
+                  f"{record.get('trial_number')}: test accuracy {fmt_pct(test)}, "
+                  f"validation {fmt_pct(val)}{gap}")
+
+
+def export_text(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    params = sorted({k for t in data["trials"] for k in t["config"]})
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["id", *params, "seed", "status", "val_acc", "val_loss", "train_loss",
+                         "epochs"])
+        for t in data["trials"]:
+            writer.writerow([t["id"], *(fmt_value(t["config"].get(p)) for p in params),
+                             t["seed"], t["status"], t["val_acc"], t["val_loss"],
+                             t["train_loss"], t["epochs"]])
+        return out.getvalue()
+    return _markdown(data)
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    varied = varied_params(data)
+    lines = [f"# Study {data['study']}: {data['preset']} ({data['strategy']}, {data['status']})",
+             ""]
+    if data.get("impact"):
+        lines += ["## Impact", "", f"_{data.get('reading')}_", "",
+                  "| parameter | value | mean val acc | std | n |", "|---|---|---|---|---|"]
+        for row in data["impact"]:
+            for v, m, s, n in zip(row["values"], row["means"], row["stds"], row["counts"],
+                                  strict=False):
+                lines.append(f"| {row['param']} | {fmt_value(v)} | {fmt_pct(m)} | "
+                             f"{fmt_pct(s)} | {n} |")
+        lines += ["", "| parameter | best | effect | noise | verdict |", "|---|---|---|---|---|"]
+        for row in data["impact"]:
+            verdict = _verdict(row)
+            lines.append(f"| {row['param']} | {fmt_value(row['best'])} | "
+                         f"{fmt_pct(row['effect'])} | {fmt_pct(row['noise'])} | {verdict} |")
+        lines.append("")
+    header = [*varied, "seed", "status", "val acc"]
+    lines += ["## Trials", "", "| id | " + " | ".join(header) + " |",
+              "|" + "---|" * (len(header) + 1)]
+    for t in data["trials"]:
+        cells = [str(t["id"]), *(fmt_value(t["config"].get(p)) for p in varied),
+                 str(t["replicate"]), t["status"], fmt_pct(t["val_acc"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def progress(total: int, enabled: bool) -> Iterator[Callable[[int, dict[str, int]], None]]:
+    """A progress bar with ETA on stderr (only on a terminal); yields an update function."""
+    if not enabled:
+        yield lambda done, counts: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def update(done: int, counts: dict[str, int]) -> None:
+            extra = ", ".join(f"{counts[s]} {s}" for s in ("diverged", "failed") if counts.get(s))
+            bar.update(task, completed=done, description=extra)
+
+        yield update

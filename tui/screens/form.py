@@ -1,0 +1,185 @@
+"""The preset form: every parameter of the space table, the study and its cost; save, launch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, Select, Static
+
+from engine import space
+from engine.presets import Preset, PresetError, user_presets_dir
+from engine.store import StoreError
+from tui import actions, form_model
+from tui.screens.confirm import ConfirmOverwrite
+from tui.widgets.param_field import ParamField
+
+
+class FormScreen(Screen[None]):
+    """Edit a preset: values are checked as you type with the engine's rules; the bottom line
+    shows the study's trial count and ETA next to what the other strategies would cost."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("ctrl+s", "save", "Save", tooltip="Save as a TOML preset", priority=True,
+                id="save"),
+        Binding("ctrl+l", "launch", "Launch", tooltip="Create the study and start training",
+                priority=True, id="launch"),
+    ]
+
+    def __init__(self, preset: Preset | None) -> None:
+        super().__init__()
+        self.source = preset
+        self.values, self.vary = form_model.initial_values(preset)
+        self.preset: Preset | None = preset
+        self.problems: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        src = self.source
+        yield Header()
+        with VerticalScroll(id="form"):
+            with Horizontal(classes="field-row"):
+                yield Label("name", classes="field-label")
+                yield Input(src.name if src else "untitled", id="name", compact=True)
+            with Horizontal(classes="field-row"):
+                yield Label("description", classes="field-label")
+                yield Input(src.description if src else "", id="description", compact=True)
+            for section in space.SECTIONS:
+                yield Label(f"[{section}]", classes="form-section", markup=False)
+                for p in space.params_in(section):
+                    yield ParamField(p, self.values.get(p.dotted))
+            yield Label("[study.vary]  values to try; empty = not varied", markup=False,
+                        classes="form-section")
+            for p in space.SPACE:
+                if p.variable:
+                    yield ParamField(p, self.vary.get(p.key), vary=True)
+        yield Static("", id="cost")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"preset {self.source.name}" if self.source else "new preset"
+        self.revalidate()
+        self.query_one("#name", Input).focus()
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self.revalidate()
+
+    def fields(self) -> list[ParamField]:
+        return list(self.query(ParamField))
+
+    def revalidate(self) -> None:
+        """Field checks first (immediate, per field), then the whole preset through the engine."""
+        fields = self.fields()
+        own = {f.id: f.own_error() for f in fields}
+        values = {f.param.dotted: f.parsed() for f in fields if not f.vary}
+        vary = {f.param.key: v for f in fields if f.vary and (v := f.parsed()) is not None}
+        text = form_model.build_text(self.query_one("#name", Input).value,
+                                     self.query_one("#description", Input).value, values, vary)
+        base = self.source.path.parent.resolve() if self.source and self.source.path else None
+        by_field: dict[str, str] = {}
+        self.problems = []
+        try:
+            self.preset = form_model.to_preset(text, base)
+        except PresetError as e:
+            self.preset = None
+            for problem in e.problems:
+                target = _field_for(problem.key)
+                if target and target not in by_field:
+                    by_field[target] = problem.message
+                else:
+                    self.problems.append(f"{problem.key or ''}: {problem.message}".lstrip(": "))
+        for f in fields:
+            f.show_error(own.get(f.id) or by_field.get(f.id or ""))
+        self._show_cost()
+
+    def _show_cost(self) -> None:
+        cost = self.query_one("#cost", Static)
+        if self.preset is None:
+            msg = self.problems[0] if self.problems else "fix the fields marked in red"
+            cost.update(f"[red]invalid:[/] {msg}")
+            return
+        try:
+            cost.update(actions.cost(self.preset).line())
+        except ValueError as e:
+            self.preset = None
+            cost.update(f"[red]invalid:[/] {e}")
+
+    # -- save ------------------------------------------------------------------------------------
+
+    def save_path(self) -> Path:
+        name = self.query_one("#name", Input).value.strip() or "untitled"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        return user_presets_dir() / f"{safe}.toml"
+
+    def action_save(self) -> None:
+        if self.preset is None:
+            self.notify("the preset has problems; fix the fields marked in red first",
+                        severity="error")
+            return
+        path = self.save_path()
+        if path.exists():
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._write(path)
+
+            self.app.push_screen(ConfirmOverwrite(str(path)), answered)
+        else:
+            self._write(path)
+
+    def _write(self, path: Path) -> None:
+        assert self.preset is not None
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(self.preset.text, encoding="utf-8")
+            os.replace(tmp, path)  # never a half-written preset
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            self.notify(f"cannot write {path}: {e.strerror or e}", severity="error")
+            return
+        self.notify(f"saved {path}", title="preset saved")
+
+    # -- launch ----------------------------------------------------------------------------------
+
+    def action_launch(self) -> None:
+        from tui.screens.run import RunScreen
+
+        if self.preset is None:
+            self.notify("the preset has problems; fix the fields marked in red first",
+                        severity="error")
+            return
+        store = self.app.store  # type: ignore[attr-defined]
+        try:
+            study_id = actions.create_study(store, self.preset)
+            pid = actions.launch(store, study_id)
+        except (OSError, ValueError, StoreError) as e:
+            self.notify(f"cannot start the study: {e}", severity="error")
+            return
+        self.app.pop_screen()
+        self.app.push_screen(RunScreen(study_id, pid=pid))
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Save preset", "Write the form as a TOML preset", self.action_save)
+        yield SystemCommand("Launch study", "Create the study and start its runner",
+                            self.action_launch)
+
+
+def _field_for(key: str | None) -> str | None:
+    """The form field a preset problem's dotted key belongs to."""
+    if not key:
+        return None
+    if key.startswith("study.vary."):
+        p = space.VARIABLE.get(key.split(".")[2])
+        return f"v-{p.dotted.replace('.', '-')}" if p else None
+    try:
+        return "f-" + space.param(key).dotted.replace(".", "-")
+    except KeyError:
+        return None

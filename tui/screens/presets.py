@@ -1,0 +1,149 @@
+"""The first screen: presets to start from, and the studies already in the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label
+from textual.worker import get_current_worker
+
+from engine.presets import PresetInfo, find_presets
+from engine.store import StoreError, StudyRow
+from tui import actions
+from tui.messages import StudiesPolled
+
+POLL_SECONDS = 1.0
+STATUS_STYLE = {"running": "bold green", "completed": "", "interrupted": "magenta",
+                "failed": "red", "pending": "yellow"}
+
+
+def study_progress(s: StudyRow) -> str:
+    done = sum(s.counts.get(k, 0) for k in ("completed", "diverged", "failed"))
+    extra = "".join(f", {s.counts[k]} {k}" for k in ("diverged", "failed") if s.counts.get(k))
+    return f"{done}/{sum(s.counts.values())}{extra}"
+
+
+class PresetsScreen(Screen[None]):
+    """Pick a preset to edit and launch (enter), start from the notebook (n), or open a study."""
+
+    BINDINGS = [
+        Binding("q", "app.quit", "Quit", id="quit"),
+        Binding("n", "new_preset", "New preset", tooltip="Start from the notebook's defaults",
+                id="new"),
+        Binding("tab", "switch_table", "Presets/Studies", show=True, id="switch"),
+        Binding("f5", "reload", "Reload", tooltip="Look for preset files again", id="reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.presets: list[PresetInfo] = []
+        self._shown: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("Presets  [dim](enter: open in the form)[/]", classes="section-title")
+        yield DataTable(id="presets", cursor_type="row", zebra_stripes=True)
+        yield Label("Studies in the store  [dim](enter: follow or read)[/]",
+                    classes="section-title")
+        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.app.store.path)  # type: ignore[attr-defined]
+        presets = self.query_one("#presets", DataTable)
+        presets.add_columns("name", "source", "study", "description")
+        studies = self.query_one("#studies", DataTable)
+        studies.add_columns("#", "preset", "strategy", "status", "trials", "created")
+        self.action_reload()
+        presets.focus()
+        self.poll_studies()
+
+    def action_reload(self) -> None:
+        table = self.query_one("#presets", DataTable)
+        table.clear()
+        self.presets = find_presets()
+        for i, info in enumerate(self.presets):
+            if info.preset is None:
+                first = str(info.error).splitlines()[0] if info.error else "invalid"
+                study, desc = "[red]invalid[/]", f"[red]{first}[/]"
+            else:
+                c = actions.cost(info.preset)
+                study = f"{c.strategy}, {c.trials} trials"
+                desc = info.description
+            table.add_row(info.name, info.source, study, desc, key=str(i))
+
+    def action_new_preset(self) -> None:
+        from tui.screens.form import FormScreen
+
+        self.app.push_screen(FormScreen(None))
+
+    def action_switch_table(self) -> None:
+        target = "#studies" if self.focused and self.focused.id == "presets" else "#presets"
+        self.query_one(target, DataTable).focus()
+
+    @on(DataTable.RowSelected, "#presets")
+    def _open_preset(self, event: DataTable.RowSelected) -> None:
+        from tui.screens.form import FormScreen
+
+        info = self.presets[int(str(event.row_key.value))]
+        if info.preset is None:
+            self.notify(str(info.error), title=f"{info.name} is invalid", severity="error",
+                        timeout=12)
+            return
+        self.app.push_screen(FormScreen(info.preset))
+
+    @on(DataTable.RowSelected, "#studies")
+    def _open_study(self, event: DataTable.RowSelected) -> None:
+        open_study(self, int(str(event.row_key.value)))
+
+    # -- the studies list follows the store ------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="poll-studies")
+    def poll_studies(self) -> None:
+        worker = get_current_worker()
+        store = self.app.store  # type: ignore[attr-defined]
+        while not worker.is_cancelled:
+            self.post_message(StudiesPolled(store.studies()))
+            time.sleep(POLL_SECONDS)
+
+    def on_studies_polled(self, message: StudiesPolled) -> None:
+        shown = tuple((s.id, s.status, tuple(sorted(s.counts.items()))) for s in message.studies)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        table = self.query_one("#studies", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        for s in reversed(message.studies):  # newest first
+            style = STATUS_STYLE.get(s.status, "")
+            status = f"[{style}]{s.status}[/]" if style else s.status
+            table.add_row(str(s.id), s.name or s.preset_name or "", s.strategy, status,
+                          study_progress(s), s.created[:16].replace("T", " "), key=str(s.id))
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("New preset", "A form with the notebook's defaults",
+                            self.action_new_preset)
+        yield SystemCommand("Reload presets", "Look for preset files again", self.action_reload)
+
+
+def open_study(screen: Screen, study_id: int) -> None:
+    """A running or unfinished study opens live; a finished one opens its results."""
+    from tui.screens.results import ResultsScreen
+    from tui.screens.run import RunScreen
+
+    try:
+        study = screen.app.store.study(study_id)  # type: ignore[attr-defined]
+    except StoreError as e:
+        screen.notify(str(e), severity="error")
+        return
+    if study.status == "completed":
+        screen.app.push_screen(ResultsScreen(study_id))
+    else:
+        screen.app.push_screen(RunScreen(study_id))

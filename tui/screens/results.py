@@ -1,0 +1,230 @@
+"""A study's results: sortable trials, the impact table, the interaction heatmap; export."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from engine import report
+from tui import render
+from tui.screens.export import ExportScreen
+from tui.screens.run import fmt_num, styled_status
+from tui.widgets.loss_plot import ValuePlot
+from tui.widgets.tables import heatmap, predictions_table
+
+EXPORT_FORMATS = {".csv": "csv", ".json": "json", ".md": "md"}
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """None (no result) sorts last; numbers as numbers, the rest as text."""
+    if value is None:
+        return (1, 0)
+    return (0, value) if isinstance(value, (int, float)) else (0, str(value))
+
+
+class ResultsScreen(Screen[None]):
+    """Read a study: trials (sort with s or by clicking a header), the impact table (which
+    hyperparameters matter, and whether each effect is above seed noise), the interaction of a
+    two-parameter grid; export it; open the test vault."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("s", "sort", "Sort", tooltip="Sort the trials by the next column", id="sort"),
+        Binding("i", "show_tab('impact')", "Impact", show=False, id="impact"),
+        Binding("t", "show_tab('trials')", "Trials", show=False, id="trials"),
+        Binding("p", "show_tab('per-value')", "Per value", show=False, id="per-value"),
+        Binding("e", "export", "Export", tooltip="csv, json or md file", id="export"),
+        Binding("v", "vault", "Test vault", tooltip="Once per study", id="vault"),
+        Binding("c", "compare", "Compare", tooltip="Two trials side by side", id="compare"),
+        Binding("w", "watch", "Curves", tooltip="The run screen of this study", show=False,
+                id="watch"),
+    ]
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__()
+        self.study_id = study_id
+        self.data: dict[str, Any] | None = None
+        self.columns: list[str] = []
+        self.sort_column = 0
+        self.sort_reverse = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(id="results-tabs", initial="trials"):
+            with TabPane("Trials (t)", id="trials"):
+                yield DataTable(id="results-trials", cursor_type="row", zebra_stripes=True)
+            with TabPane("Impact (i)", id="impact"), VerticalScroll(classes="scroll-text"):
+                yield Static("loading...", id="impact-text")
+            with TabPane("Per value (p)", id="per-value"):
+                yield VerticalScroll(id="value-plots", classes="scroll-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"study {self.study_id}: results"
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.data is not None:
+            self.load()  # the vault may have been opened meanwhile
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load-results")
+    def load(self) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        data = report.study_dict(store, store.study(self.study_id))
+        self.app.call_from_thread(self.show, data)
+
+    def show(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.columns = ["#", *render.varied_params(data), "seed", "status", "val acc",
+                        "val loss", "epochs"]
+        self._fill_trials()
+        parts: list[Any] = []
+        head = (f"study {data['study']} {data.get('preset') or ''}: {data['strategy']}, "
+                f"{styled_status(data['status'])}")
+        parts.append(head)
+        if data.get("impact"):
+            parts.append(render.impact_table(data))
+        elif data["strategy"] == "single":
+            parts.append("a single configuration: nothing was varied, so there is no impact "
+                         "table; the trials tab shows the seed-to-seed spread")
+        else:
+            parts.append("no finished trials yet")
+        if data.get("interaction"):
+            parts.append(heatmap(data["interaction"]))
+        if data.get("predictions"):
+            parts.append(predictions_table(data["predictions"]))
+        if data.get("vault"):
+            v = data["vault"]
+            parts.append(f"test vault opened {v['created']}: trial {v['trial_number']}, test "
+                         f"accuracy {render.fmt_pct(v['test_acc'])} (validation "
+                         f"{render.fmt_pct(v['val_acc'])})")
+        self.query_one("#impact-text", Static).update(Group(*parts))
+        self._value_plots(data.get("impact") or [])
+
+    def _value_plots(self, rows: list[dict[str, Any]]) -> None:
+        box = self.query_one("#value-plots", VerticalScroll)
+        box.remove_children()
+        if not rows:
+            box.mount(Static("nothing was varied, or no trial has finished yet"))
+            return
+        plots = [ValuePlot(classes="value-plot") for _ in rows]
+        box.mount_all(plots)
+        for plot, row in zip(plots, rows, strict=False):
+            plot.draw(row["param"], [render.fmt_value(v) for v in row["values"]], row["means"],
+                      row["stds"])
+
+    def _row_values(self, t: dict[str, Any]) -> list[Any]:
+        varied = self.columns[1:-5]
+        return [t["id"], *(t["config"].get(k) for k in varied), t["replicate"], t["status"],
+                t["val_acc"], t["val_loss"], t["epochs"]]
+
+    def _fill_trials(self) -> None:
+        assert self.data is not None
+        table = self.query_one("#results-trials", DataTable)
+        keep = table.cursor_row
+        table.clear(columns=True)
+        for i, name in enumerate(self.columns):
+            arrow = (" v" if self.sort_reverse else " ^") if i == self.sort_column else ""
+            table.add_column(name + arrow, key=str(i))
+        rows = [self._row_values(t) for t in self.data["trials"]]
+        rows.sort(key=lambda r: sort_key(r[self.sort_column]), reverse=self.sort_reverse)
+        for r in rows:
+            cells = [str(r[0]), *(render.fmt_value(v) for v in r[1:-5]), str(r[-5]),
+                     styled_status(r[-4]), fmt_num(r[-3], pct=True), fmt_num(r[-2]), str(r[-1])]
+            table.add_row(*cells, key=str(r[0]))
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    @on(DataTable.HeaderSelected, "#results-trials")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(event.column_index)
+
+    def sort_by(self, column: int) -> None:
+        if self.data is None:
+            return
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            # Accuracy reads best from the top; everything else ascending.
+            self.sort_column, self.sort_reverse = column, self.columns[column] == "val acc"
+        self._fill_trials()
+
+    def action_sort(self) -> None:
+        if self.columns:
+            self.sort_by((self.sort_column + 1) % len(self.columns))
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def selected_trial(self) -> int | None:
+        table = self.query_one("#results-trials", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return int(str(key.value))
+
+    # -- export, vault, compare -----------------------------------------------------------------
+
+    def action_export(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.export(Path(path).expanduser())
+
+        self.app.push_screen(ExportScreen(f"study-{self.study_id}.csv"), chosen)
+
+    def export(self, path: Path) -> None:
+        fmt = EXPORT_FORMATS.get(path.suffix.lower())
+        if fmt is None or self.data is None:
+            self.notify("name the file .csv, .json or .md", severity="error")
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(render.export_text(self.data, fmt), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            self.notify(f"cannot write {path}: {e.strerror or e}", severity="error")
+            return
+        self.notify(f"wrote {path}", title="exported")
+
+    def action_vault(self) -> None:
+        from tui.screens.vault import VaultScreen
+
+        self.app.push_screen(VaultScreen(self.study_id))
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        table = self.query_one("#results-trials", DataTable)
+        if table.row_count < 2:
+            self.notify("comparing needs two trials", severity="warning")
+            return
+        first = self.selected_trial()
+        row = table.cursor_row
+        other_row = row + 1 if row + 1 < table.row_count else row - 1
+        other = int(str(table.coordinate_to_cell_key(Coordinate(other_row, 0)).row_key.value))
+        assert first is not None
+        self.app.push_screen(CompareScreen(self.study_id, first, other))
+
+    def action_watch(self) -> None:
+        from tui.screens.run import RunScreen
+
+        self.app.push_screen(RunScreen(self.study_id))
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Export results", "Write csv, json or md", self.action_export)
+        yield SystemCommand("Test vault", "Evaluate one trial on the test split, once",
+                            self.action_vault)
+        yield SystemCommand("Compare trials", "The selected trial and the next one",
+                            self.action_compare)

@@ -1,0 +1,192 @@
+"""The test vault: one trial, evaluated once per study on the held-out test split.
+
+The evaluation needs torch, which the app never imports: it runs `hp-tui vault ... --json` in a
+subprocess and shows the record that process wrote to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, Static
+
+from engine import analysis, report
+from engine.store import StoreError
+from tui.messages import VaultDone
+from tui.render import fmt_pct
+from tui.screens.confirm import ConfirmVault
+
+WHY_THE_GAP = (
+    "Why the gap? Validation accuracy chose this trial: among many configurations and seeds, the "
+    "one that scored best on the validation split is partly the best model and partly the one "
+    "that got luckiest on those particular points. The test split was never used for any "
+    "choice, so its accuracy carries no such selection luck; it is the honest estimate of how "
+    "the model does on new data. A test accuracy a little below validation is the normal price "
+    "of selection; a large gap says the study fitted its validation split rather than the "
+    "problem. That is also why the vault opens only once: evaluating on the test split again "
+    "and again, and choosing by it, would turn it into a second validation split."
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_vault(store_path: Path, study_id: int, trial: int) -> tuple[dict[str, Any] | None, str]:
+    """`hp-tui vault STUDY --trial N --yes --json` in a subprocess: (record or None, message)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "tui.cli", "vault", str(study_id), "--trial", str(trial),
+           "--yes", "--json", "--store", str(store_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=env, timeout=600)
+    record = None
+    for line in proc.stdout.splitlines()[::-1]:
+        try:
+            record = json.loads(line)
+            break
+        except ValueError:
+            continue
+    message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    return (record if isinstance(record, dict) else None), message
+
+
+class VaultScreen(Screen[None]):
+    """Evaluate one chosen trial on the locked test split: once per study, after confirmation.
+    Then the test accuracy stands next to the validation accuracy, with the gap explained."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("ctrl+o", "open_vault", "Open the vault", tooltip="Once per study",
+                priority=True, id="open"),
+    ]
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__()
+        self.study_id = study_id
+        self.record: dict[str, Any] | None = None
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="vault-body"):
+            yield Static("", id="vault-intro")
+            with Horizontal(classes="field-row"):
+                yield Label("trial to evaluate ", classes="field-label")
+                yield Input("", id="vault-trial", compact=True, type="integer")
+            yield Static("", id="vault-choice")
+            yield Static("", id="vault-result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"study {self.study_id}: test vault"
+        store = self.app.store  # type: ignore[attr-defined]
+        self.record = store.vault(self.study_id)
+        trials = store.trials(self.study_id)
+        best = analysis.best_trial(report.trial_results(trials))
+        self.query_one("#vault-trial", Input).value = str(best or "")
+        self.query_one("#vault-intro", Static).update(
+            "The test split has never been read. Pick the trial you would ship (default: the "
+            "best trial of the configuration with the best mean validation accuracy), then "
+            "ctrl+o. This can be done once per study.")
+        self._show()
+
+    @on(Input.Submitted, "#vault-trial")
+    def _submitted(self) -> None:
+        self.action_open_vault()
+
+    @on(Input.Changed, "#vault-trial")
+    def _trial_changed(self) -> None:
+        self._show_choice()
+
+    def _trial_number(self) -> int | None:
+        text = self.query_one("#vault-trial", Input).value.strip()
+        return int(text) if text.isdigit() else None
+
+    def _show_choice(self) -> None:
+        box = self.query_one("#vault-choice", Static)
+        number = self._trial_number()
+        if number is None:
+            box.update("[red]type a trial number[/]")
+            return
+        try:
+            t = self.app.store.trial(self.study_id, number)  # type: ignore[attr-defined]
+        except StoreError as e:
+            box.update(f"[red]{e}[/]")
+            return
+        flat = report.flat_config(t)
+        cfg = ", ".join(f"{k}={v}" for k, v in flat.items() if k not in ("dataset", "seed"))
+        box.update(f"trial {t.number}: {t.status}, validation accuracy {fmt_pct(t.val_acc)}"
+                   f"\n[dim]{cfg}[/]")
+
+    def _show(self) -> None:
+        used = self.record is not None
+        self.query_one("#vault-trial", Input).disabled = used or self.busy
+        result = self.query_one("#vault-result", Static)
+        if self.record is not None:
+            r = self.record
+            test, val = r.get("test_acc"), r.get("val_acc")
+            gap = (f"gap {100 * (val - test):+.1f} points (validation - test)"
+                   if test is not None and val is not None else "")
+            result.update(
+                f"[b]test vault opened {r.get('created')}[/b] on trial {r.get('trial_number')}"
+                f"\n\n  validation accuracy  {fmt_pct(val)}\n  test accuracy        "
+                f"[b]{fmt_pct(test)}[/b]\n  {gap}\n\n{WHY_THE_GAP}\n\n[dim]The vault is used: "
+                "it cannot evaluate again for this study.[/]")
+        elif self.busy:
+            result.update("evaluating on the test split...")
+        else:
+            result.update("")
+        self._show_choice()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_vault":
+            return self.record is None and not self.busy
+        return True
+
+    def action_open_vault(self) -> None:
+        number = self._trial_number()
+        if number is None:
+            self.notify("type the number of a trial", severity="error")
+            return
+        try:
+            t = self.app.store.trial(self.study_id, number)  # type: ignore[attr-defined]
+        except StoreError as e:
+            self.notify(str(e), severity="error")
+            return
+        if t.status != "completed":
+            self.notify(f"trial {number} is {t.status}; only a completed trial can be "
+                        "evaluated", severity="error")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.busy = True
+                self._show()
+                self.evaluate(number)
+
+        self.app.push_screen(ConfirmVault(self.study_id, number, t.val_acc), confirmed)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
+    def evaluate(self, number: int) -> None:
+        store_path = self.app.store.path  # type: ignore[attr-defined]
+        record, message = run_vault(store_path, self.study_id, number)
+        self.post_message(VaultDone(record, message or None))
+
+    def on_vault_done(self, message: VaultDone) -> None:
+        self.busy = False
+        if message.record is not None:
+            self.record = message.record
+        if message.error and message.record is None:
+            self.notify(message.error, title="vault", severity="error", timeout=12)
+        elif message.error:
+            self.notify(message.error, title="vault", severity="warning")
+        self._show()
