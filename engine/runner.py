@@ -126,6 +126,8 @@ def run_study(store: Store, study_id: int, device_name: str | None, workers: int
                 store.mark_trials([r.id for r in rows], "failed", error=str(e))
                 log.error("%s", e)
                 continue
+            store.save_points(study_id, rows[0].config["data"], splits.val.x.numpy(),
+                              splits.val.y.numpy())
             trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
             store.start_trials([r.id for r in rows], device=str(device),
                                torch_version=torch.__version__)

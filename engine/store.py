@@ -14,6 +14,7 @@ loss) are stored as NULL and read back as None. Standard library and numpy only:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -334,6 +335,25 @@ class Store:
         with self._read("reading weights") as db:
             row = db.execute("SELECT blob FROM weights WHERE trial_id = ?", (trial_id,)).fetchone()
         return decode_weights(row[0]) if row else None
+
+    def save_points(self, study_id: int, data: dict[str, Any], x: np.ndarray,
+                    y: np.ndarray) -> None:
+        """Keep a dataset's validation points (x [n, features], y [n]) with the study."""
+        buf = io.BytesIO()
+        np.savez(buf, x=np.asarray(x, dtype=np.float32), y=np.asarray(y, dtype=np.float32))
+        with self._write("saving validation points") as db:
+            db.execute("INSERT OR REPLACE INTO points (study_id, data_json, blob) VALUES (?,?,?)",
+                       (study_id, json.dumps(data, sort_keys=True), buf.getvalue()))
+
+    def points(self, study_id: int, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The validation points saved for this study and data section, if the runner saved them."""
+        with self._read("reading validation points") as db:
+            row = db.execute("SELECT blob FROM points WHERE study_id = ? AND data_json = ?",
+                             (study_id, json.dumps(data, sort_keys=True))).fetchone()
+        if row is None:
+            return None
+        with np.load(io.BytesIO(row[0]), allow_pickle=False) as npz:
+            return npz["x"], npz["y"]
 
     def _forget_progress(self, db: sqlite3.Connection, ids: list[int]) -> None:
         for chunk in chunks(ids):

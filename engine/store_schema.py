@@ -88,6 +88,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
             trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
             blob BLOB NOT NULL
         )""",
+        # The validation points of each dataset a study trains on, so that viewers (the app's
+        # decision map) can draw them without generating data, which needs torch.
+        """CREATE TABLE points (
+            study_id INTEGER NOT NULL REFERENCES studies(id),
+            data_json TEXT NOT NULL,
+            blob BLOB NOT NULL,
+            PRIMARY KEY (study_id, data_json)
+        )""",
         """CREATE TABLE leases (
             study_id INTEGER PRIMARY KEY REFERENCES studies(id),
             pid INTEGER NOT NULL,

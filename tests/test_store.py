@@ -430,3 +430,17 @@ def test_store_is_shared_across_threads(store: Store) -> None:
         store.trials(sid)
     thread.join()
     assert errors == [] and len(store.metrics([a])[a]) == 50
+
+
+def test_validation_points_round_trip_per_data_section(tmp_path: Path) -> None:
+    with Store(tmp_path / "p.db") as store:
+        study = store.create_study(name=None, preset_name="p", preset_path=None, preset_text="",
+                                   strategy="single", seed=0, baseline={}, spec={}, device="cpu",
+                                   trials=[({"data": {"noise": 0.1}}, 1, 0)])
+        x = np.arange(6, dtype=np.float32).reshape(3, 2)
+        y = np.array([0, 1, 1], dtype=np.float32)
+        store.save_points(study, {"noise": 0.1, "seed": 0}, x, y)
+        got = store.points(study, {"seed": 0, "noise": 0.1})  # key order does not matter
+        assert got is not None
+        assert np.array_equal(got[0], x) and np.array_equal(got[1], y)
+        assert store.points(study, {"noise": 0.2, "seed": 0}) is None
