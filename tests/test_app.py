@@ -197,7 +197,7 @@ def test_help_lists_the_current_screens_keys(store: Store) -> None:
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             keys = text_of(app, "#help-keys")
-            assert "New preset" in keys and "Quit" in keys
+            assert "notebook's defaults" in keys and "Quit" in keys
             await pilot.press("escape")
             await pilot.pause()
             assert isinstance(app.screen, PresetsScreen)
@@ -433,10 +433,14 @@ def test_compare_highlights_differences(store: Store) -> None:
             app.push_screen(ResultsScreen(study_id))
             screen = app.screen
             await wait_for(pilot, lambda: screen.data is not None)
-            await pilot.press("c")
+            # Mark trial 1 (relu), compare it with trial 3 (tanh, same lr and seed).
+            await pilot.press("space", "down", "down", "c")
             await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-            assert app.screen.numbers == (1, 2)
+            assert app.screen.numbers == (1, 3)
             assert len(app.screen.pair) == 2
+            shown = text_of(app, "#compare-table")
+            assert "activation" in shown and "relu" in shown and "tanh" in shown
+            assert "lr" not in shown.split("seed")[0]  # equal values are not listed
 
     run(go())
 

@@ -1,26 +1,47 @@
-"""Two trials side by side: configurations with the differences highlighted, curves overlaid."""
+"""Two trials side by side: configurations with the differences highlighted, curves overlaid,
+and their decision maps next to each other."""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import ContentSwitcher, Footer, Header, Static
 
 from engine.report import flat_config
-from engine.store import TrialRow
+from engine.store import Metric, StoreError, TrialRow
 from tui.render import fmt_pct, fmt_value
+from tui.screens.guard import leave_on_store_error
 from tui.screens.run import fmt_num, styled_status
 from tui.widgets.loss_plot import LossPlot, curve
+from tui.widgets.map_panel import MapPanel
+
+
+def diff_table(titles: list[str], configs: list[dict[str, object]]) -> Table:
+    """The keys whose values differ, reversed (legible without colour too)."""
+    table = Table(header_style="bold", expand=True)
+    table.add_column("")
+    for title in titles:
+        table.add_column(title)
+    a, b = configs
+    for key in dict.fromkeys([*a, *b]):
+        va, vb = escape(fmt_value(a.get(key))), escape(fmt_value(b.get(key)))
+        if va != vb:
+            table.add_row(f"[b]{key}[/]", f"[reverse]{va}[/]", f"[reverse]{vb}[/]")
+    return table
 
 
 class CompareScreen(Screen[None]):
     """Two trials of a study: what differs between their configurations (highlighted), their
-    final metrics, and their loss curves on one plot."""
+    final metrics, their loss curves on one plot, and their decision maps side by side (m)."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("m", "toggle_view", "Maps/curves", tooltip="Decision maps or loss curves",
+                id="maps"),
         Binding("l", "toggle_log", "Log scale", id="log"),
     ]
 
@@ -29,32 +50,35 @@ class CompareScreen(Screen[None]):
         self.study_id, self.numbers = study_id, (first, second)
         self.log_scale = False
         self.pair: list[TrialRow] = []
+        self.metrics: dict[int, list[Metric]] = {}
+        self.showing_maps = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="compare-table")
-        yield LossPlot(id="compare-plot")
+        with ContentSwitcher(id="compare-view", initial="compare-plot"):
+            yield LossPlot(id="compare-plot")
+            with Horizontal(id="compare-maps"):
+                yield MapPanel(id="map-a")
+                yield MapPanel(id="map-b")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.sub_title = f"study {self.study_id}: trial {self.numbers[0]} vs {self.numbers[1]}"
         store = self.app.store  # type: ignore[attr-defined]
-        self.pair = [store.trial(self.study_id, n) for n in self.numbers]
-        self.metrics = store.metrics([t.id for t in self.pair])
-        a, b = (flat_config(t) for t in self.pair)
-        table = Table(header_style="bold", expand=True)
-        table.add_column("")
-        for t in self.pair:
-            table.add_column(f"trial {t.number}")
-        for key in a:
-            va, vb = fmt_value(a.get(key)), fmt_value(b.get(key))
-            if va != vb:
-                table.add_row(f"[b]{key}[/]", f"[reverse]{va}[/]", f"[reverse]{vb}[/]")
+        try:
+            self.pair = [store.trial(self.study_id, n) for n in self.numbers]
+            self.metrics = store.metrics([t.id for t in self.pair])
+        except StoreError as e:
+            leave_on_store_error(self, e, "cannot compare the trials")
+            return
+        table = diff_table([f"trial {t.number}" for t in self.pair],
+                           [flat_config(t) for t in self.pair])
         table.add_row("seed", *(str(t.replicate) for t in self.pair))
         table.add_row("status", *(styled_status(t.status) for t in self.pair))
         table.add_row("val acc", *(fmt_pct(t.val_acc) for t in self.pair))
         table.add_row("val loss", *(fmt_num(t.val_loss) for t in self.pair))
         self.query_one("#compare-table", Static).update(table)
-        self.sub_title = f"study {self.study_id}: trial {self.numbers[0]} vs {self.numbers[1]}"
         self.redraw()
 
     def redraw(self) -> None:
@@ -67,3 +91,16 @@ class CompareScreen(Screen[None]):
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
         self.redraw()
+
+    def action_toggle_view(self) -> None:
+        self.showing_maps = maps = not self.showing_maps
+        self.query_one(ContentSwitcher).current = "compare-maps" if maps else "compare-plot"
+        if maps:
+            for panel_id, number in zip(("#map-a", "#map-b"), self.numbers, strict=True):
+                self.query_one(panel_id, MapPanel).load(self.study_id, number)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_log":  # the log scale applies to the curves only
+            return not self.showing_maps
+        return True

@@ -18,17 +18,21 @@ from engine.presets import Preset, PresetError, user_presets_dir
 from engine.store import StoreError
 from tui import actions, form_model
 from tui.screens.confirm import ConfirmOverwrite
+from tui.screens.predictions import Predictions, PredictionsScreen, listed
 from tui.widgets.param_field import ParamField
 
 
 class FormScreen(Screen[None]):
     """Edit a preset: values are checked as you type with the engine's rules; the bottom line
-    shows the study's trial count and ETA next to what the other strategies would cost."""
+    shows the study's trial count and ETA next to what the other strategies would cost.
+    Optionally write down predictions (ctrl+r) before launching; the results score them."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="back"),
         Binding("ctrl+s", "save", "Save", tooltip="Save as a TOML preset", priority=True,
                 id="save"),
+        Binding("ctrl+r", "predict", "Predict", tooltip="Expected best values and effect sizes",
+                priority=True, id="predict"),
         Binding("ctrl+l", "launch", "Launch", tooltip="Create the study and start training",
                 priority=True, id="launch"),
     ]
@@ -39,6 +43,7 @@ class FormScreen(Screen[None]):
         self.values, self.vary = form_model.initial_values(preset)
         self.preset: Preset | None = preset
         self.problems: list[str] = []
+        self.predictions: Predictions = {}
 
     def compose(self) -> ComposeResult:
         src = self.source
@@ -107,7 +112,9 @@ class FormScreen(Screen[None]):
             cost.update(f"[red]invalid:[/] {msg}")
             return
         try:
-            cost.update(actions.cost(self.preset).line())
+            line = actions.cost(self.preset).line()
+            n = len(self.current_predictions())
+            cost.update(line + (f"\npredictions: {n} recorded (ctrl+r)" if n else ""))
         except ValueError as e:
             self.preset = None
             cost.update(f"[red]invalid:[/] {e}")
@@ -147,6 +154,33 @@ class FormScreen(Screen[None]):
             return
         self.notify(f"saved {path}", title="preset saved")
 
+    # -- predictions -----------------------------------------------------------------------------
+
+    def current_predictions(self) -> Predictions:
+        """Only predictions that still match the varied values (the form may have changed)."""
+        if self.preset is None:
+            return {}
+        values = listed(self.preset.study.vary) if self.preset.study.strategy != "single" else {}
+        return {k: (v, s) for k, (v, s) in self.predictions.items()
+                if k in values and v in values[k]}
+
+    def action_predict(self) -> None:
+        if self.preset is None:
+            self.notify("fix the fields marked in red first", severity="error")
+            return
+        vary = self.preset.study.vary if self.preset.study.strategy != "single" else {}
+        if not listed(vary):
+            self.notify("nothing is varied with listed values: there is nothing to predict",
+                        severity="warning")
+            return
+
+        def kept(result: Predictions | None) -> None:
+            if result is not None:
+                self.predictions = result
+                self._show_cost()
+
+        self.app.push_screen(PredictionsScreen(vary, self.current_predictions()), kept)
+
     # -- launch ----------------------------------------------------------------------------------
 
     def action_launch(self) -> None:
@@ -159,6 +193,9 @@ class FormScreen(Screen[None]):
         store = self.app.store  # type: ignore[attr-defined]
         try:
             study_id = actions.create_study(store, self.preset)
+            predictions = self.current_predictions()
+            if predictions:  # written before the runner starts: a guess, not a look back
+                store.set_predictions(study_id, predictions)
             pid = actions.launch(store, study_id)
         except (OSError, ValueError, StoreError) as e:
             self.notify(f"cannot start the study: {e}", severity="error")
@@ -168,6 +205,8 @@ class FormScreen(Screen[None]):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Save preset", "Write the form as a TOML preset", self.action_save)
+        yield SystemCommand("Predictions", "Expected best values and effect sizes",
+                            self.action_predict)
         yield SystemCommand("Launch study", "Create the study and start its runner",
                             self.action_launch)
 

@@ -10,7 +10,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from engine.presets import PresetInfo, find_presets
 from engine.store import StoreError, StudyRow
@@ -22,6 +22,13 @@ STATUS_STYLE = {"running": "bold green", "completed": "", "interrupted": "magent
                 "failed": "red", "pending": "yellow"}
 
 
+def nap(worker: Worker[None], seconds: float) -> None:
+    """Sleep between polls, waking early when cancelled (so quitting never waits a whole poll)."""
+    end = time.monotonic() + seconds
+    while not worker.is_cancelled and time.monotonic() < end:
+        time.sleep(0.05)
+
+
 def study_progress(s: StudyRow) -> str:
     done = sum(s.counts.get(k, 0) for k in ("completed", "diverged", "failed"))
     extra = "".join(f", {s.counts[k]} {k}" for k in ("diverged", "failed") if s.counts.get(k))
@@ -29,13 +36,18 @@ def study_progress(s: StudyRow) -> str:
 
 
 class PresetsScreen(Screen[None]):
-    """Pick a preset to edit and launch (enter), start from the notebook (n), or open a study."""
+    """Pick a preset to edit and launch (enter), start from the notebook (n), or open a study.
+    Compare two presets: space marks one, then c on another."""
 
     BINDINGS = [
         Binding("q", "app.quit", "Quit", id="quit"),
-        Binding("n", "new_preset", "New preset", tooltip="Start from the notebook's defaults",
+        Binding("n", "new_preset", "New", tooltip="Start from the notebook's defaults",
                 id="new"),
-        Binding("tab", "switch_table", "Presets/Studies", show=True, id="switch"),
+        Binding("tab", "switch_table", "Switch", tooltip="Between presets and studies",
+                id="switch"),
+        Binding("space", "mark", "Mark", tooltip="Mark a preset to compare", id="mark"),
+        Binding("c", "compare", "Compare", tooltip="The marked preset vs the highlighted one",
+                id="compare"),
         Binding("f5", "reload", "Reload", tooltip="Look for preset files again", id="reload"),
     ]
 
@@ -43,6 +55,7 @@ class PresetsScreen(Screen[None]):
         super().__init__()
         self.presets: list[PresetInfo] = []
         self._shown: tuple = ()
+        self.marked: int | None = None  # index into self.presets
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -56,7 +69,7 @@ class PresetsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = str(self.app.store.path)  # type: ignore[attr-defined]
         presets = self.query_one("#presets", DataTable)
-        presets.add_columns("name", "source", "study", "description")
+        self._name_col = presets.add_columns("name", "source", "study", "description")[0]
         studies = self.query_one("#studies", DataTable)
         studies.add_columns("#", "preset", "strategy", "status", "trials", "created")
         self.action_reload()
@@ -65,8 +78,11 @@ class PresetsScreen(Screen[None]):
 
     def action_reload(self) -> None:
         table = self.query_one("#presets", DataTable)
+        keep = table.cursor_row
         table.clear()
         self.presets = find_presets()
+        if self.marked is not None and self.marked >= len(self.presets):
+            self.marked = None
         for i, info in enumerate(self.presets):
             if info.preset is None:
                 first = str(info.error).splitlines()[0] if info.error else "invalid"
@@ -75,12 +91,55 @@ class PresetsScreen(Screen[None]):
                 c = actions.cost(info.preset)
                 study = f"{c.strategy}, {c.trials} trials"
                 desc = info.description
-            table.add_row(info.name, info.source, study, desc, key=str(i))
+            name = f"* {info.name}" if i == self.marked else info.name  # * marks for compare
+            table.add_row(name, info.source, study, desc, key=str(i))
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
 
     def action_new_preset(self) -> None:
         from tui.screens.form import FormScreen
 
         self.app.push_screen(FormScreen(None))
+
+    def _highlighted_preset(self) -> int | None:
+        table = self.query_one("#presets", DataTable)
+        if not table.row_count:
+            return None
+        return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("mark", "compare"):  # they act on the presets table only
+            return self.focused is not None and self.focused.id == "presets"
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    def action_mark(self) -> None:
+        i = self._highlighted_preset()
+        if i is None:
+            return
+        before, self.marked = self.marked, None if self.marked == i else i
+        table = self.query_one("#presets", DataTable)
+        for j in {i} if before is None else {before, i}:
+            name = self.presets[j].name
+            table.update_cell(str(j), self._name_col, f"* {name}" if j == self.marked else name)
+        if self.marked is not None:
+            self.notify(f"{self.presets[i].name} marked: highlight another and press c")
+
+    def action_compare(self) -> None:
+        from tui.screens.compare_presets import PresetCompareScreen
+
+        i = self._highlighted_preset()
+        if self.marked is None or i is None or i == self.marked:
+            self.notify("mark a preset with space, highlight another, then press c",
+                        severity="warning")
+            return
+        a, b = self.presets[self.marked].preset, self.presets[i].preset
+        if a is None or b is None:
+            self.notify("an invalid preset cannot be compared; fix it first", severity="error")
+            return
+        self.app.push_screen(PresetCompareScreen(a, b))
 
     def action_switch_table(self) -> None:
         target = "#studies" if self.focused and self.focused.id == "presets" else "#presets"
@@ -107,9 +166,19 @@ class PresetsScreen(Screen[None]):
     def poll_studies(self) -> None:
         worker = get_current_worker()
         store = self.app.store  # type: ignore[attr-defined]
+        failing = False
         while not worker.is_cancelled:
-            self.post_message(StudiesPolled(store.studies()))
-            time.sleep(POLL_SECONDS)
+            try:
+                studies = store.studies()
+            except StoreError as e:
+                if not failing:  # once per failing streak, then keep trying
+                    self.app.call_from_thread(self.notify, f"reading the studies: {e}",
+                                              title="store error", severity="error", timeout=10)
+                failing = True
+            else:
+                failing = False
+                self.post_message(StudiesPolled(studies))
+            nap(worker, POLL_SECONDS)
 
     def on_studies_polled(self, message: StudiesPolled) -> None:
         shown = tuple((s.id, s.status, tuple(sorted(s.counts.items()))) for s in message.studies)
@@ -131,6 +200,8 @@ class PresetsScreen(Screen[None]):
         yield SystemCommand("New preset", "A form with the notebook's defaults",
                             self.action_new_preset)
         yield SystemCommand("Reload presets", "Look for preset files again", self.action_reload)
+        yield SystemCommand("Compare presets", "The marked preset and the highlighted one",
+                            self.action_compare)
 
 
 def open_study(screen: Screen, study_id: int) -> None:

@@ -12,15 +12,17 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from engine import report
+from engine.store import StoreError
 from tui import render
 from tui.screens.export import ExportScreen
+from tui.screens.guard import leave_on_store_error
 from tui.screens.run import fmt_num, styled_status
 from tui.widgets.loss_plot import ValuePlot
+from tui.widgets.map_panel import MapPanel
 from tui.widgets.tables import heatmap, predictions_table
 
 EXPORT_FORMATS = {".csv": "csv", ".json": "json", ".md": "md"}
@@ -36,7 +38,8 @@ def sort_key(value: Any) -> tuple[int, Any]:
 class ResultsScreen(Screen[None]):
     """Read a study: trials (sort with s or by clicking a header), the impact table (which
     hyperparameters matter, and whether each effect is above seed noise), the interaction of a
-    two-parameter grid; export it; open the test vault."""
+    two-parameter grid, the highlighted trial's decision map (m); compare two trials (space marks
+    one, c compares it with the highlighted one); export it; open the test vault."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="back"),
@@ -45,8 +48,11 @@ class ResultsScreen(Screen[None]):
         Binding("t", "show_tab('trials')", "Trials", show=False, id="trials"),
         Binding("p", "show_tab('per-value')", "Per value", show=False, id="per-value"),
         Binding("e", "export", "Export", tooltip="csv, json or md file", id="export"),
-        Binding("v", "vault", "Test vault", tooltip="Once per study", id="vault"),
-        Binding("c", "compare", "Compare", tooltip="Two trials side by side", id="compare"),
+        Binding("v", "vault", "Vault", tooltip="The test split, once per study", id="vault"),
+        Binding("m", "map", "Map", tooltip="Decision map of the highlighted trial", id="map"),
+        Binding("space", "mark", "Mark", tooltip="Mark a trial to compare", id="mark"),
+        Binding("c", "compare", "Compare", tooltip="The marked trial vs the highlighted one",
+                id="compare"),
         Binding("w", "watch", "Curves", tooltip="The run screen of this study", show=False,
                 id="watch"),
     ]
@@ -58,6 +64,7 @@ class ResultsScreen(Screen[None]):
         self.columns: list[str] = []
         self.sort_column = 0
         self.sort_reverse = False
+        self.marked: int | None = None  # trial number marked for comparing
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,10 +75,14 @@ class ResultsScreen(Screen[None]):
                 yield Static("loading...", id="impact-text")
             with TabPane("Per value (p)", id="per-value"):
                 yield VerticalScroll(id="value-plots", classes="scroll-text")
+            with TabPane("Map (m)", id="map"):
+                yield MapPanel(id="results-map")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}: results"
+        # Arrows, space and enter act on the trials, not on the tab strip.
+        self.query_one("#results-trials", DataTable).focus()
         self.load()
 
     def on_screen_resume(self) -> None:
@@ -81,7 +92,12 @@ class ResultsScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="load-results")
     def load(self) -> None:
         store = self.app.store  # type: ignore[attr-defined]
-        data = report.study_dict(store, store.study(self.study_id))
+        try:
+            data = report.study_dict(store, store.study(self.study_id))
+        except StoreError as e:
+            self.app.call_from_thread(leave_on_store_error, self, e,
+                                      f"cannot read study {self.study_id}")
+            return
         self.app.call_from_thread(self.show, data)
 
     def show(self, data: dict[str, Any]) -> None:
@@ -140,7 +156,8 @@ class ResultsScreen(Screen[None]):
         rows = [self._row_values(t) for t in self.data["trials"]]
         rows.sort(key=lambda r: sort_key(r[self.sort_column]), reverse=self.sort_reverse)
         for r in rows:
-            cells = [str(r[0]), *(render.fmt_value(v) for v in r[1:-5]), str(r[-5]),
+            number = f"*{r[0]}" if r[0] == self.marked else str(r[0])  # * marks for compare
+            cells = [number, *(render.fmt_value(v) for v in r[1:-5]), str(r[-5]),
                      styled_status(r[-4]), fmt_num(r[-3], pct=True), fmt_num(r[-2]), str(r[-1])]
             table.add_row(*cells, key=str(r[0]))
         if table.row_count:
@@ -166,6 +183,29 @@ class ResultsScreen(Screen[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    @on(TabbedContent.TabActivated, "#results-tabs")
+    def _tab(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "map":
+            self._load_map()
+
+    def action_map(self) -> None:
+        self.action_show_tab("map")
+        self._load_map()
+
+    def _load_map(self) -> None:
+        number = self.selected_trial()
+        if number is not None:
+            self.query_one("#results-map", MapPanel).load(self.study_id, number)
+
+    def action_mark(self) -> None:
+        number = self.selected_trial()
+        if number is None:
+            return
+        self.marked = None if self.marked == number else number
+        self._fill_trials()
+        if self.marked is not None:
+            self.notify(f"trial {number} marked: highlight another and press c to compare")
 
     def selected_trial(self) -> int | None:
         table = self.query_one("#results-trials", DataTable)
@@ -206,16 +246,12 @@ class ResultsScreen(Screen[None]):
     def action_compare(self) -> None:
         from tui.screens.compare import CompareScreen
 
-        table = self.query_one("#results-trials", DataTable)
-        if table.row_count < 2:
-            self.notify("comparing needs two trials", severity="warning")
+        current = self.selected_trial()
+        if self.marked is None or current is None or current == self.marked:
+            self.notify("mark a trial with space, highlight another, then press c",
+                        severity="warning")
             return
-        first = self.selected_trial()
-        row = table.cursor_row
-        other_row = row + 1 if row + 1 < table.row_count else row - 1
-        other = int(str(table.coordinate_to_cell_key(Coordinate(other_row, 0)).row_key.value))
-        assert first is not None
-        self.app.push_screen(CompareScreen(self.study_id, first, other))
+        self.app.push_screen(CompareScreen(self.study_id, self.marked, current))
 
     def action_watch(self) -> None:
         from tui.screens.run import RunScreen
@@ -226,5 +262,7 @@ class ResultsScreen(Screen[None]):
         yield SystemCommand("Export results", "Write csv, json or md", self.action_export)
         yield SystemCommand("Test vault", "Evaluate one trial on the test split, once",
                             self.action_vault)
-        yield SystemCommand("Compare trials", "The selected trial and the next one",
+        yield SystemCommand("Compare trials", "The marked trial and the highlighted one",
                             self.action_compare)
+        yield SystemCommand("Decision map", "What the highlighted trial predicts over the plane",
+                            self.action_map)

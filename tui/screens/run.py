@@ -6,7 +6,6 @@ quitting the app or opening a second one changes nothing for the runner.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,10 +20,12 @@ from textual.worker import get_current_worker
 from engine.config import TrialConfig
 from engine.launcher import pid_alive
 from engine.report import flat_config
-from engine.store import Metric, StudyRow, TrialRow
+from engine.store import Metric, StoreError, StudyRow, TrialRow
 from tui import actions
 from tui.messages import MetricsPolled, StudyPolled
 from tui.render import fmt_value
+from tui.screens.guard import leave_on_store_error
+from tui.screens.presets import nap
 from tui.widgets.loss_plot import LossPlot, curve
 
 POLL_SECONDS = 0.3
@@ -92,7 +93,11 @@ class RunScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}"
         store = self.app.store  # type: ignore[attr-defined]
-        trials = store.trials(self.study_id)
+        try:
+            trials = store.trials(self.study_id)
+        except StoreError as e:
+            leave_on_store_error(self, e, f"cannot open study {self.study_id}")
+            return
         self.columns = varying_keys(trials)
         table = self.query_one("#run-trials", DataTable)
         table.add_column("#", key="n")
@@ -114,16 +119,28 @@ class RunScreen(Screen[None]):
         worker = get_current_worker()
         store = self.app.store  # type: ignore[attr-defined]
         cursor: tuple[int, int] | None = None
+        failing = False
         while not worker.is_cancelled:
-            delta = store.metrics_since(self.study_id, cursor)
+            try:
+                delta = store.metrics_since(self.study_id, cursor)
+                study = store.study(self.study_id)
+                alive = actions.runner_pid(store, self.study_id) is not None or (
+                    self.own_pid is not None and pid_alive(self.own_pid))
+                trials = store.trials(self.study_id)
+            except StoreError as e:
+                # Say it once, keep trying: a store that is busy or being repaired comes back.
+                if not failing:
+                    self.app.call_from_thread(self.notify, f"reading the store: {e}",
+                                              title="store error", severity="error", timeout=10)
+                failing = True
+                nap(worker, 3 * POLL_SECONDS)
+                continue
+            failing = False
             cursor = delta.cursor
             if delta.rows or delta.full:
                 self.post_message(MetricsPolled(delta.rows, delta.full))
-            study = store.study(self.study_id)
-            alive = actions.runner_pid(store, self.study_id) is not None or (
-                self.own_pid is not None and pid_alive(self.own_pid))
-            self.post_message(StudyPolled(study, store.trials(self.study_id), alive))
-            time.sleep(POLL_SECONDS)
+            self.post_message(StudyPolled(study, trials, alive))
+            nap(worker, POLL_SECONDS)
 
     def on_metrics_polled(self, message: MetricsPolled) -> None:
         if message.full:
@@ -142,7 +159,7 @@ class RunScreen(Screen[None]):
                 table.add_row(*cells.values(), key=key)
             elif self.trials[t.id] != t:
                 for col, value in cells.items():
-                    table.update_cell(key, col, value)
+                    table.update_cell(key, col, value, update_width=True)
             self.trials[t.id] = t
         if self.selected is None and message.trials:
             self.selected = message.trials[0].id
@@ -232,10 +249,14 @@ class RunScreen(Screen[None]):
 
     def action_resume(self) -> None:
         store = self.app.store  # type: ignore[attr-defined]
-        if actions.runner_pid(store, self.study_id) is not None:
-            self.notify("a runner already holds this study", severity="warning")
+        try:
+            if actions.runner_pid(store, self.study_id) is not None:
+                self.notify("a runner already holds this study", severity="warning")
+                return
+            pid = actions.launch(store, self.study_id)
+        except (OSError, StoreError) as e:
+            self.notify(f"cannot resume: {e}", severity="error")
             return
-        pid = actions.launch(store, self.study_id)
         self.own_pid = pid
         self.runner_alive = True
         self.refresh_bindings()

@@ -21,8 +21,9 @@ class TooSmallScreen(ModalScreen[None]):
         yield Static(self._message(), id="too-small")
 
     def _message(self) -> str:
-        return (f"The terminal is {self.width}x{self.height}; hp-tui needs at least 80x24.\n"
-                "Enlarge the window (ctrl+q quits).")
+        # Short lines: this must stay readable in the smallest window.
+        return (f"The terminal is {self.width}x{self.height};\nhp-tui needs at least 80x24.\n"
+                "Enlarge the window\n(ctrl+q quits).")
 
     def show_size(self, width: int, height: int) -> None:
         self.width, self.height = width, height

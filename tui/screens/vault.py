@@ -25,6 +25,7 @@ from engine.store import StoreError
 from tui.messages import VaultDone
 from tui.render import fmt_pct
 from tui.screens.confirm import ConfirmVault
+from tui.screens.guard import leave_on_store_error
 
 WHY_THE_GAP = (
     "Why the gap? Validation accuracy chose this trial: among many configurations and seeds, the "
@@ -88,8 +89,12 @@ class VaultScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}: test vault"
         store = self.app.store  # type: ignore[attr-defined]
-        self.record = store.vault(self.study_id)
-        trials = store.trials(self.study_id)
+        try:
+            self.record = store.vault(self.study_id)
+            trials = store.trials(self.study_id)
+        except StoreError as e:
+            leave_on_store_error(self, e, f"cannot open the vault of study {self.study_id}")
+            return
         best = analysis.best_trial(report.trial_results(trials))
         self.query_one("#vault-trial", Input).value = str(best or "")
         self.query_one("#vault-intro", Static).update(
