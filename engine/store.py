@@ -66,8 +66,9 @@ from engine.store_rows import (
 from engine.store_schema import SCHEMA_VERSION, StoreError, translated
 
 __all__ = [
-    "FINISHED", "SCHEMA_VERSION", "STALE_AFTER", "STUDY_STATUSES", "TRIAL_STATUSES", "EpochRow",
-    "FinishRow", "LeaseBusy", "LeaseLost", "Metric", "MetricsDelta", "NoSuchStudy", "NoSuchTrial",
+    "EFFECT_SIZES", "FINISHED", "SCHEMA_VERSION", "STALE_AFTER", "STUDY_STATUSES",
+    "TRIAL_STATUSES", "EpochRow", "FinishRow", "LeaseBusy", "LeaseLost", "Metric",
+    "MetricsDelta", "NoSuchStudy", "NoSuchTrial",
     "Store", "StoreError", "StudyRow", "TrialRow", "VaultUsed", "decode_weights",
     "default_store_path", "encode_weights", "pid_alive",
 ]
