@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine import eta
 from engine.config import DataConfig, TrialConfig
@@ -43,10 +43,20 @@ HEARTBEAT_SECONDS = 5.0
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 3, 4, 5, 130
 
 
-class Executor(Protocol):
-    """Where populations train. `local` today; a cluster executor plugs in here later."""
+OnEpoch = Callable[[list[tuple[int, Any, str]]], None]
+OnDone = Callable[[list[int], list[Any]], None]
 
-    def train(self, trials: Sequence, splits, device, on_epoch, should_stop) -> list: ...
+
+class Executor(Protocol):
+    """Where populations train. `local` today; a cluster executor plugs in here later.
+
+    `train` reports every epoch through on_epoch and each finished population through
+    on_done(indices, outcomes) as soon as it ends, so the runner keeps finished trials while
+    others still train; it raises `engine.population.Stopped` when should_stop() turns true.
+    """
+
+    def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
+              should_stop: Callable[[], bool], on_done: OnDone) -> None: ...
 
     def close(self) -> None: ...
 
@@ -56,24 +66,34 @@ class LocalExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool = None
+        self._pool: Any = None  # an engine.parallel.WorkerPool, started on first use
 
-    def train(self, trials, splits, device, on_epoch, should_stop) -> list:
-        from engine.population import train_population
+    def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
+              should_stop: Callable[[], bool], on_done: OnDone) -> None:
+        from engine.population import group_trials, train_population
 
         if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
-            return train_population(trials, splits, device=device, on_epoch=on_epoch,
-                                    should_stop=should_stop)
+            for group in group_trials(trials, device):
+                outcomes = train_population(group.trials, splits, device=device,
+                                            on_epoch=_reindexed(on_epoch, group.indices),
+                                            should_stop=should_stop)
+                on_done(group.indices, outcomes)
+            return
         if self._pool is None:
             from engine.parallel import WorkerPool
 
             self._pool = WorkerPool(self.workers)
-        return self._pool.train(trials, splits, device, on_epoch, should_stop)
+        self._pool.train(trials, splits, device, on_epoch, should_stop, on_done=on_done)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _reindexed(on_epoch: OnEpoch, indices: list[int]) -> OnEpoch:
+    """on_epoch for a sub-population: its indices mapped back to the caller's list."""
+    return lambda results: on_epoch([(indices[i], m, status) for i, m, status in results])
 
 
 @dataclass
@@ -156,69 +176,69 @@ def run_study(store: Store, study_id: int, device_name: str | None, workers: int
     return EXIT_OK
 
 
-def _train_group(store, executor, rows, trials, splits, device, stop: StopFlag) -> None:
-    """Train one data group; if the population raises, retrain its trials one by one so that
+def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list[Any],
+                 splits: Any, device: Any, stop: StopFlag) -> None:
+    """Train one data group. If training raises, retrain its unfinished trials one by one so that
     only the trials that really fail are marked failed (a trial that raises never sinks others)."""
+    import torch
+
     from engine.population import Stopped
 
+    writer = _Writer(store, rows)
     try:
-        outcomes = executor.train(trials, splits, device, _epoch_writer(store, rows),
-                                  stop.is_set)
+        executor.train(trials, splits, device, writer.epoch, stop.is_set, writer.done)
+        return
     except Stopped:
         raise
     except Exception:
-        log.error("population of %d trials failed; retrying one by one\n%s", len(rows),
-                  traceback.format_exc())
-        for row, trial in zip(rows, trials, strict=True):
-            try:
-                store.start_trials([row.id], device=str(device), torch_version=row.torch_version
-                                   or _torch_version())
-                [outcome] = executor.train([trial], splits, device,
-                                           _epoch_writer(store, [row]), stop.is_set)
-            except Stopped:
-                raise
-            except Exception as e:
-                store.mark_trials([row.id], "failed", error=f"{type(e).__name__}: {e}")
-                log.error("trial %d failed\n%s", row.number, traceback.format_exc())
-                continue
-            _finish(store, [row], [outcome])
-        return
-    _finish(store, rows, outcomes)
+        log.error("a population of %d trials failed; retrying its trials one by one\n%s",
+                  len(rows), traceback.format_exc())
+    for i in [i for i in range(len(rows)) if i not in writer.finished]:
+        single = _Writer(store, [rows[i]])
+        try:
+            store.start_trials([rows[i].id], device=str(device),
+                               torch_version=torch.__version__)
+            executor.train([trials[i]], splits, device, single.epoch, stop.is_set, single.done)
+        except Stopped:
+            raise
+        except Exception as e:
+            store.mark_trials([rows[i].id], "failed", error=f"{type(e).__name__}: {e}")
+            log.error("trial %d failed\n%s", rows[i].number, traceback.format_exc())
 
 
-def _epoch_writer(store: Store, rows) -> Callable:
-    """The trainer's per-epoch callback: one store transaction per epoch of a population.
+class _Writer:
+    """The trainer's callbacks: one store transaction per epoch of a population, and one per
+    finished population. Trials stay `running` until `done` makes them completed or diverged
+    together with their final weights."""
 
-    Trials stay `running` here; they become completed/diverged in `_finish`, with their weights.
-    """
-    epochs: dict[int, int] = defaultdict(int)
+    def __init__(self, store: Store, rows: list[Any]) -> None:
+        self.store, self.rows = store, rows
+        self.epochs: dict[int, int] = defaultdict(int)
+        self.finished: set[int] = set()
 
-    def on_epoch(results) -> None:
+    def epoch(self, results: list[tuple[int, Any, str]]) -> None:
         batch = []
         for index, metrics, _status in results:
-            row = rows[index]
-            batch.append(EpochRow(row.id, epochs[index], metrics.train_loss, metrics.val_loss,
-                                  metrics.val_acc))
-            epochs[index] += 1
-        store.record_epoch(batch)
+            batch.append(EpochRow(self.rows[index].id, self.epochs[index], metrics.train_loss,
+                                  metrics.val_loss, metrics.val_acc))
+            self.epochs[index] += 1
+        self.store.record_epoch(batch)
 
-    return on_epoch
-
-
-def _finish(store: Store, rows, outcomes) -> None:
-    finished = []
-    for row, outcome in zip(rows, outcomes, strict=True):
-        weights = encode_weights([(w.numpy(), b.numpy()) for w, b in outcome.weights])
-        last = outcome.history[-1] if outcome.history else None
-        finished.append(FinishRow(
-            trial_id=row.id, status=outcome.status, weights=weights,
-            diverged_epoch=outcome.diverged_epoch,
-            train_loss=last.train_loss if last else None,
-            val_loss=last.val_loss if last else None,
-            val_acc=last.val_acc if last else None,
-            epochs_done=len(outcome.history),
-        ))
-    store.finish_trials(finished)
+    def done(self, indices: list[int], outcomes: list[Any]) -> None:
+        rows = []
+        for index, outcome in zip(indices, outcomes, strict=True):
+            last = outcome.history[-1] if outcome.history else None
+            rows.append(FinishRow(
+                trial_id=self.rows[index].id, status=outcome.status,
+                weights=encode_weights([(w.numpy(), b.numpy()) for w, b in outcome.weights]),
+                diverged_epoch=outcome.diverged_epoch,
+                train_loss=last.train_loss if last else None,
+                val_loss=last.val_loss if last else None,
+                val_acc=last.val_acc if last else None,
+                epochs_done=len(outcome.history),
+            ))
+        self.store.finish_trials(rows)
+        self.finished.update(indices)
 
 
 def _by_data(rows) -> list[tuple[DataConfig, list]]:
@@ -227,12 +247,6 @@ def _by_data(rows) -> list[tuple[DataConfig, list]]:
         key = json.dumps(row.config.get("data", {}), sort_keys=True)
         groups.setdefault(key, []).append(row)
     return [(DataConfig(**json.loads(k)), v) for k, v in groups.items()]
-
-
-def _torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
 
 
 def _heartbeat(path: Path, study_id: int, token: str, stop: StopFlag, done: threading.Event):

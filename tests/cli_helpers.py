@@ -64,7 +64,7 @@ train_size = 400
 val_size = 100
 test_size = 100
 [train]
-epochs = 40
+epochs = 150
 [study]
 strategy = "sensitivity"
 seeds = 2
