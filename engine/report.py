@@ -43,6 +43,7 @@ def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
     """The JSON shape of `run`, `resume` and `show` (issue 3), plus a few extras."""
     trials = store.trials(study.id)
     table = impact(study, trials)
+    baseline = TrialConfig.from_dict(study.baseline).flat()
     out: dict[str, Any] = {
         "study": study.id,
         "name": study.name,
@@ -52,7 +53,7 @@ def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
         "created": study.created,
         "device": study.device,
         "counts": study.counts,
-        "trials": [trial_dict(t) for t in trials],
+        "trials": [trial_dict(t, baseline) for t in trials],
         "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
         "reading": table.reading if table else None,
         "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
@@ -73,10 +74,13 @@ def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
     return out
 
 
-def trial_dict(t: TrialRow) -> dict[str, Any]:
+def trial_dict(t: TrialRow, baseline: dict[str, Any]) -> dict[str, Any]:
+    config = flat_config(t)
     return {
         "id": t.number,
-        "config": flat_config(t),
+        "config": config,
+        # what differs from the preset's configuration ({} for the baseline itself)
+        "changed": {k: v for k, v in config.items() if baseline.get(k) != v},
         "seed": t.seed,
         "replicate": t.replicate,
         "status": t.status,

@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from engine import report
+from engine.config import TrialConfig
 from engine.presets import PresetError
 from engine.store import LeaseBusy, Store, StoreError, default_store_path
 from tui import actions, exitcodes, render
@@ -68,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"ETA {estimate.human()}")
         study_id = actions.create_study(store, preset, name=args.name, device=args.device,
                                         plan=plan)
-        return _launch_and_follow(store, study_id, args, total=plan.n_trials)
+        return _launch_and_follow(store, study_id, args)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -87,10 +88,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
             _check_device(args.device)
         total = len(store.trials(study.id))
         _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {total}")
-        return _launch_and_follow(store, study.id, args, total=total)
+        return _launch_and_follow(store, study.id, args)
 
 
-def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace, total: int) -> int:
+def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) -> int:
     from engine.launcher import log_path, start_runner, stop_runner
 
     proc = start_runner(store.path, study_id, device=getattr(args, "device", None),
@@ -105,7 +106,7 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace, to
              f"follow it with `hp-tui show {study_id}`")
         return exitcodes.OK
     try:
-        code = _follow(store, study_id, proc, total)
+        code = _follow(store, study_id, proc)
     except KeyboardInterrupt:
         _say("stopping the runner...")
         stop_runner(proc.pid)
@@ -126,17 +127,19 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace, to
     return _print_result(store, study_id, args.json)
 
 
-def _follow(store: Store, study_id: int, proc: Any, total: int) -> int:
-    """Wait for the runner, showing progress on stderr when it is a terminal."""
-    with render.progress(total, enabled=sys.stderr.isatty()) as bar:
+def _follow(store: Store, study_id: int, proc: Any) -> int:
+    """Wait for the runner, showing progress (in trial-epochs) on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return int(proc.wait())
+    trials = store.trials(study_id)
+    total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
+    with render.progress(total, len(trials)) as bar:
         while True:
-            code = proc.poll()
-            study = store.study(study_id)
-            done = sum(study.counts.get(s, 0) for s in ("completed", "diverged", "failed"))
-            bar(done, study.counts)
-            if code is not None:
-                return int(code)
-            time.sleep(POLL_SECONDS)
+            try:
+                return int(proc.wait(timeout=POLL_SECONDS))
+            except subprocess.TimeoutExpired:
+                trials = store.trials(study_id)
+                bar(sum(t.epochs_done for t in trials), trials)
 
 
 def _print_result(store: Store, study_id: int, as_json: bool) -> int:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -60,7 +61,10 @@ def varied_params(data: dict[str, Any]) -> list[str]:
 
 
 def trials_table(data: dict[str, Any]) -> Table:
-    params = varied_params(data)
+    # One-at-a-time trials differ from the baseline in one place: one "change" column says it
+    # better than a column per parameter, and fits a narrow terminal.
+    one_at_a_time = data["strategy"] == "sensitivity"
+    params = ["change"] if one_at_a_time else varied_params(data)
     trials = sorted(data["trials"], key=lambda t: -(t["val_acc"] if t["val_acc"] is not None
                                                      else -1))
     shown = trials[:MAX_TRIAL_ROWS]
@@ -70,19 +74,27 @@ def trials_table(data: dict[str, Any]) -> Table:
     table.add_column("id", justify="right")
     for p in params:
         table.add_column(p)
-    table.add_column("seed", justify="right")
-    table.add_column("status")
-    table.add_column("val acc", justify="right")
-    table.add_column("val loss", justify="right")
-    table.add_column("epochs", justify="right")
+    # the outcome columns never shrink; the config columns give way on a narrow terminal
+    table.add_column("seed #", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("val acc", justify="right", no_wrap=True, min_width=6)
+    table.add_column("val loss", justify="right", no_wrap=True, min_width=6)
+    table.add_column("epochs", justify="right", no_wrap=True)
     for t in shown:
         status = t["status"]
         style = {"diverged": "yellow", "failed": "red", "interrupted": "magenta"}.get(status, "")
-        table.add_row(str(t["id"]), *(fmt_value(t["config"].get(p)) for p in params),
+        cells = ([_change(t)] if one_at_a_time
+                 else [fmt_value(t["config"].get(p)) for p in params])
+        table.add_row(str(t["id"]), *cells,
                       str(t["replicate"]), f"[{style}]{status}[/]" if style else status,
                       fmt_pct(t["val_acc"]),
                       "-" if t["val_loss"] is None else f"{t['val_loss']:.4f}", str(t["epochs"]))
     return table
+
+
+def _change(trial: dict[str, Any]) -> str:
+    changed = trial.get("changed") or {}
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in changed.items()) or "baseline"
 
 
 def impact_table(data: dict[str, Any]) -> Table:
@@ -205,28 +217,28 @@ def _markdown(data: dict[str, Any]) -> str:
 
 
 @contextmanager
-def progress(total: int, enabled: bool) -> Iterator[Callable[[int, dict[str, int]], None]]:
-    """A progress bar with ETA on stderr (only on a terminal); yields an update function."""
-    if not enabled:
-        yield lambda done, counts: None
-        return
+def progress(total_epochs: int, n_trials: int) -> Iterator[Callable[[int, list[Any]], None]]:
+    """A progress bar with ETA on stderr, counted in trial-epochs so that it moves while
+    populations train (their trials all finish together); yields an update function."""
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("eta"),
                TimeRemainingColumn())
     with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task("", total=total)
+        task = bar.add_task("", total=max(1, total_epochs))
 
-        def update(done: int, counts: dict[str, int]) -> None:
-            extra = ", ".join(f"{counts[s]} {s}" for s in ("diverged", "failed") if counts.get(s))
-            bar.update(task, completed=done, description=extra)
+        def update(epochs_done: int, trials: list[Any]) -> None:
+            counts = Counter(t.status for t in trials)
+            finished = sum(counts[s] for s in ("completed", "diverged", "failed"))
+            extra = "".join(f", {counts[s]} {s}" for s in ("diverged", "failed") if counts[s])
+            bar.update(task, completed=epochs_done,
+                       description=f"{finished}/{n_trials} trials{extra}")
 
         yield update
