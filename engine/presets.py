@@ -16,9 +16,8 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from engine import space
 from engine.config import Range, StudySpec, TrialConfig
+from engine.toml_locator import KeyLocator, dotted_key, toml_string
 
 # Anything bigger is not a hand-written preset; refusing early keeps a stray log or dataset
 # passed by mistake from being read into memory.
@@ -37,7 +37,6 @@ MAX_PRESET_BYTES = 1_000_000
 MAX_SHOWN_PROBLEMS = 50
 
 META_KEYS = ("name", "description")
-SOURCES = ("shipped", "project", "user", "extra")
 _STUDY_KEYS = tuple(p.key for p in space.params_in("study"))
 _NUMERIC = ("int", "float")
 
@@ -80,185 +79,6 @@ def _ordered(problems: list[Problem]) -> list[Problem]:
 
 # --------------------------------------------------------------------------------------------
 # Locating keys in the source text
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class KeyLocator:
-    """Maps dotted key paths of a TOML text to the 1-based line that defines them.
-
-    Understands table headers (`[a.b]`, `[[a]]`), bare, quoted and dotted keys, and skips values
-    (multi-line arrays and strings, comments) so that nothing inside a value is taken for a key.
-    Keys inside inline tables are not indexed; `line()` falls back to the nearest enclosing key
-    that is, which for `vary = {lr = [...]}` is the right line anyway.
-    """
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[tuple[str, ...], int] = {}
-        # Keys assigned twice (a TOML error that tomllib reports without a useful line).
-        self.duplicates: list[tuple[tuple[str, ...], int]] = []
-        self._assigned: set[tuple[str, ...]] = set()
-        # (first line, last line, key) of values that span several lines: a syntax error inside
-        # one is most likely an unclosed bracket or string opened on the first line.
-        self.spans: list[tuple[int, int, tuple[str, ...]]] = []
-        self._scan(text)
-
-    def line(self, key: str | Sequence[str]) -> int | None:
-        """The line of `key`, else of its nearest enclosing table or key, else None."""
-        parts = tuple(key.split(".")) if isinstance(key, str) else tuple(key)
-        while parts:
-            if parts in self.lines:
-                return self.lines[parts]
-            parts = parts[:-1]
-        return None
-
-    def _record(self, path: tuple[str, ...], line: int, assignment: bool) -> None:
-        for i in range(1, len(path)):
-            self.lines.setdefault(path[:i], line)
-        if assignment and path in self._assigned:
-            self.duplicates.append((path, line))
-        if assignment:
-            self._assigned.add(path)
-        self.lines.setdefault(path, line)
-
-    def _scan(self, text: str) -> None:
-        table: tuple[str, ...] = ()
-        i, n, line = 0, len(text), 1
-        while i < n:
-            while i < n and text[i] in " \t\r":
-                i += 1
-            if i >= n:
-                break
-            c = text[i]
-            if c == "\n":
-                line, i = line + 1, i + 1
-            elif c == "#":
-                i = _to_eol(text, i)
-            elif c == "[":
-                array = text.startswith("[[", i)
-                parts, i = _parse_key(text, i + (2 if array else 1))
-                if parts:
-                    table = tuple(parts)
-                    # [[x]] may repeat; [x] may not, nor follow an assignment x = ...
-                    self._record(table, line, assignment=not array)
-                i = _to_eol(text, i)
-            else:
-                parts, i = _parse_key(text, i)
-                if parts and i < n and text[i] == "=":
-                    path, first = table + tuple(parts), line
-                    self._record(path, line, assignment=True)
-                    i, line = _skip_value(text, i + 1, line)
-                    if line > first:
-                        self.spans.append((first, line, path))
-                else:
-                    i = _to_eol(text, i)
-
-
-def _dotted(path: Sequence[str]) -> str:
-    """A key path as the user would write it: bare keys plain, others quoted."""
-    return ".".join(k if _BARE_KEY.fullmatch(k) else _toml_string(k) for k in path)
-
-
-def _to_eol(text: str, i: int) -> int:
-    j = text.find("\n", i)
-    return len(text) if j < 0 else j
-
-
-def _parse_key(text: str, i: int) -> tuple[list[str], int]:
-    """A (possibly dotted, possibly quoted) key starting at i; returns its parts and the end."""
-    parts: list[str] = []
-    n = len(text)
-    while i < n:
-        while i < n and text[i] in " \t":
-            i += 1
-        if i < n and text[i] in "\"'":
-            quote = text[i]
-            j = i + 1
-            while j < n and text[j] != quote and text[j] != "\n":
-                j += 2 if quote == '"' and text[j] == "\\" else 1
-            raw = text[i + 1 : j]
-            parts.append(_unescape(raw) if quote == '"' else raw)
-            i = j + 1
-        else:
-            m = _BARE_KEY.match(text, i)
-            if not m:
-                break
-            parts.append(m.group())
-            i = m.end()
-        while i < n and text[i] in " \t":
-            i += 1
-        if i < n and text[i] == ".":
-            i += 1
-            continue
-        break
-    return parts, i
-
-
-_ESCAPE = re.compile(r'\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))', re.S)
-_SIMPLE_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-
-
-def _unescape(raw: str) -> str:
-    """A TOML basic string's escapes decoded (keys are matched on their decoded text)."""
-    def one(m: re.Match[str]) -> str:
-        code = m.group(1) or m.group(2)
-        if code:
-            try:
-                return chr(int(code, 16))
-            except ValueError:
-                return m.group()
-        return _SIMPLE_ESCAPES.get(m.group(3), m.group())
-
-    return _ESCAPE.sub(one, raw)
-
-
-def _skip_value(text: str, i: int, line: int) -> tuple[int, int]:
-    """Skip one value (to the end of its logical line); returns the new index and line."""
-    n, depth = len(text), 0
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            if depth == 0:
-                return i, line
-            line += 1
-            i += 1
-        elif c == "#":
-            i = _to_eol(text, i)
-        elif text.startswith('"""', i) or text.startswith("'''", i):
-            end = _end_of_multiline(text, i)
-            line += text.count("\n", i, end)
-            i = end
-        elif c in "\"'":
-            j = i + 1
-            while j < n and text[j] != c and text[j] != "\n":
-                j += 2 if c == '"' and text[j] == "\\" else 1
-            i = j + 1 if j < n and text[j] == c else j
-        else:
-            if c in "[{":
-                depth += 1
-            elif c in "]}":
-                depth = max(0, depth - 1)
-            i += 1
-    return i, line
-
-
-def _end_of_multiline(text: str, i: int) -> int:
-    delim = text[i : i + 3]
-    j = i + 3
-    while j < len(text):
-        if delim == '"""' and text[j] == "\\":
-            j += 2
-            continue
-        if text.startswith(delim, j):
-            j += 3
-            # Up to two more quotes may follow: they end the content, not the delimiter.
-            extra = 0
-            while extra < 2 and j < len(text) and text[j] == delim[0]:
-                j, extra = j + 1, extra + 1
-            return j
-        j += 1
-    return len(text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +189,7 @@ def _syntax_problem(error: str, text: str, source: str, locator: KeyLocator) -> 
                                  "Cannot redefine"))
     if redefined and locator.duplicates:
         dup, dup_line = locator.duplicates[0]
-        return Problem(source, dup_line, _dotted(dup),
+        return Problem(source, dup_line, dotted_key(dup),
                        "is defined twice; each key and [table] may appear only once")
     msg = msg.replace("\n", " ")
     detail = f"{msg[:1].lower()}{msg[1:]}" + (f" (column {col})" if col else "")
@@ -377,7 +197,7 @@ def _syntax_problem(error: str, text: str, source: str, locator: KeyLocator) -> 
         detail += "; a key or [table] is defined twice"
     for first, last, path in locator.spans:
         if first < line <= last:
-            detail += (f"; inside the value of {_dotted(path)} that starts on line {first}: "
+            detail += (f"; inside the value of {dotted_key(path)} that starts on line {first}: "
                        "is a closing bracket or quote missing?")
             break
     lines = text.splitlines()
@@ -410,7 +230,7 @@ class _Ctx:
             self.problems.append(Problem(self.source, None, None, message))
             return
         path = tuple(key.split(".")) if isinstance(key, str) else key
-        shown = _dotted(path)
+        shown = dotted_key(path)
         if shown in self.flags:
             self.problems.append(Problem(self.source, None, self.flags[shown], message))
             return
@@ -592,8 +412,8 @@ def _unknown_vary_key(key: str, spec: Any) -> str:
         return f"{key} is a study setting and cannot be varied; set study.{key} instead"
     if key in space.CONFIG_SECTIONS and isinstance(spec, dict) and spec:
         first = next(iter(spec))
-        return (f"study.vary takes bare parameter names: write {_dotted((first,))} = [...] "
-                f"instead of {_dotted((key, first))}")
+        return (f"study.vary takes bare parameter names: write {dotted_key((first,))} = [...] "
+                f"instead of {dotted_key((key, first))}")
     hint = space.nearest(key, list(space.VARIABLE))
     guess = f"did you mean {hint}? " if hint else ""
     return f"unknown parameter; {guess}study.vary accepts: {', '.join(space.VARIABLE)}"
@@ -765,25 +585,12 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return _toml_string(value)
+        return toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _toml_string(text: str) -> str:
-    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    out = []
-    for ch in text:
-        if ch in escapes:
-            out.append(escapes[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _describe(value: Any) -> str:
@@ -818,107 +625,3 @@ def with_overrides(preset: Preset, strategy: str | None = None, seeds: int | Non
     used = " ".join(f"--{k} {v}" for k, v in overrides.items())
     header = f"# {source} with {used} (regenerated; comments of the original dropped)\n"
     return dataclasses.replace(new, text=header + preset_to_toml(new))
-
-
-# --------------------------------------------------------------------------------------------
-# Finding presets
-
-
-@dataclass(frozen=True)
-class PresetInfo:
-    """A preset file found on disk: `name` is the file stem, what `hp-tui run NAME` accepts."""
-
-    name: str
-    description: str
-    path: Path
-    source: str  # "shipped", "project", "user" or "extra"
-    preset: Preset | None
-    error: PresetError | None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def shipped_presets_dir() -> Path:
-    """The presets shipped inside the package (works from a checkout and after pip install)."""
-    return Path(str(resources.files("presets")))
-
-
-def user_presets_dir() -> Path:
-    """~/.config/hp-tui/presets, honouring XDG_CONFIG_HOME."""
-    xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
-    return base / "hp-tui" / "presets"
-
-
-def preset_dirs(extra_dirs: Iterable[str | Path] = ()) -> list[tuple[str, Path]]:
-    """(source, folder) in listing order, without the same folder twice."""
-    candidates = [("shipped", shipped_presets_dir()), ("project", Path.cwd() / "presets"),
-                  ("user", user_presets_dir())]
-    candidates += [("extra", Path(d).expanduser()) for d in extra_dirs]
-    seen: set[Path] = set()
-    out: list[tuple[str, Path]] = []
-    for source, folder in candidates:
-        key = folder.resolve()
-        if key not in seen:
-            seen.add(key)
-            out.append((source, folder))
-    return out
-
-
-def find_presets(extra_dirs: Iterable[str | Path] = ()) -> list[PresetInfo]:
-    """Every *.toml preset in the shipped, project (./presets), user and extra folders.
-
-    A preset that fails to load is listed with its error instead of breaking the listing.
-    """
-    found: list[PresetInfo] = []
-    for source, folder in preset_dirs(extra_dirs):
-        for path in _toml_files(folder):
-            try:
-                preset = load_preset(path)
-            except PresetError as e:
-                found.append(PresetInfo(path.stem, "", path, source, None, e))
-            else:
-                found.append(PresetInfo(path.stem, preset.description, path, source, preset,
-                                        None))
-    return found
-
-
-def _toml_files(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if p.suffix == ".toml" and p.is_file())
-    except OSError:  # missing or unreadable folder: nothing to list
-        return []
-
-
-# Resolution order for a bare name: the most local folder wins, so a project or user preset
-# can shadow a shipped one of the same name.
-_PRECEDENCE = ("project", "user", "extra", "shipped")
-
-
-def resolve_preset_arg(arg: str, extra_dirs: Iterable[str | Path] = ()) -> Path:
-    """A preset argument to a file: an existing path as is, else a preset name
-    ("notebook" or "notebook.toml") looked up in the preset folders."""
-    path = Path(arg).expanduser()
-    looks_like_path = "/" in arg or os.sep in arg
-    if path.is_file() or (looks_like_path and path.exists()):
-        return path
-    if looks_like_path:
-        raise PresetError(Problem(arg, None, None, "no such file"))
-    name = arg.removesuffix(".toml")
-    folders = sorted(preset_dirs(extra_dirs), key=lambda sf: _PRECEDENCE.index(sf[0]))
-    names: list[str] = []
-    for _, folder in folders:
-        for p in _toml_files(folder):
-            if p.stem == name:
-                return p
-            names.append(p.stem)
-    if path.exists():
-        return path  # e.g. a directory: load_preset says what is wrong with it
-    known = sorted(set(names))
-    hint = space.nearest(name, known)
-    guess = f"did you mean {hint}? " if hint else ""
-    listing = ", ".join(known) if known else "none found"
-    raise PresetError(Problem(arg, None, None, f"no such preset or file; {guess}"
-                              f"known presets: {listing}; or give the path to a .toml file"))

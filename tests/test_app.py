@@ -19,7 +19,8 @@ import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
 from engine.launcher import start_runner
-from engine.presets import load_preset, parse_preset, resolve_preset_arg
+from engine.preset_library import resolve_preset_arg
+from engine.presets import load_preset, parse_preset
 from engine.store import EpochRow, FinishRow, Store, encode_weights
 from tui import actions
 from tui.app import HpTuiApp

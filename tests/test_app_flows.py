@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input, Select
 
-from engine.presets import load_preset, parse_preset, resolve_preset_arg
+from engine.preset_library import resolve_preset_arg
+from engine.presets import load_preset, parse_preset
 from engine.store import Store, StoreError
 from tests.test_app import GRID, SIZE, column, seed_grid, text_of, wait_for
 from tui import actions

@@ -11,7 +11,8 @@ import pytest
 from textual.widgets import DataTable
 
 from engine.launcher import start_runner
-from engine.presets import load_preset, resolve_preset_arg
+from engine.preset_library import resolve_preset_arg
+from engine.presets import load_preset
 from engine.space import ACTIVATIONS
 from engine.store import Store
 from tests.test_app import SIZE, seed_grid, wait_for

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets import load_preset, shipped_presets_dir
+from engine.preset_library import shipped_presets_dir
+from engine.presets import load_preset
 from engine.store import Store
 from tests.cli_helpers import ROOT, SLOW_PRESET, env_for, hp, start_hp, wait_for
 

@@ -18,18 +18,16 @@ else:  # pragma: no cover
 
 from engine import space
 from engine.config import Range, StudySpec, TrialConfig
+from engine.preset_library import find_presets, resolve_preset_arg, shipped_presets_dir
 from engine.presets import (
     MAX_PRESET_BYTES,
     KeyLocator,
     Preset,
     PresetError,
     Problem,
-    find_presets,
     load_preset,
     parse_preset,
     preset_to_toml,
-    resolve_preset_arg,
-    shipped_presets_dir,
     with_overrides,
 )
 
@@ -549,7 +547,7 @@ def test_find_presets_extra_dirs_and_missing_dirs(preset_home: Path, tmp_path: P
 
 def test_user_dir_defaults_to_home_config(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
-    from engine.presets import user_presets_dir
+    from engine.preset_library import user_presets_dir
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert user_presets_dir() == tmp_path / ".config" / "hp-tui" / "presets"

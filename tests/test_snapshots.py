@@ -20,7 +20,8 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
-from engine.presets import load_preset, resolve_preset_arg
+from engine.preset_library import resolve_preset_arg
+from engine.presets import load_preset
 from engine.store import Store
 from tests.test_app import seed_grid, wait_for
 from tui import actions

@@ -54,7 +54,8 @@ def open_store(arg: str | None, *, readonly: bool = False) -> Iterator[Store]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from engine import eta, strategies
-    from engine.presets import load_preset, resolve_preset_arg, with_overrides
+    from engine.preset_library import resolve_preset_arg
+    from engine.presets import load_preset, with_overrides
 
     _check_device(args.device)
     path = resolve_preset_arg(args.preset)
@@ -250,7 +251,7 @@ def _confirm_vault(study_id: int, number: int, val_acc: float | None) -> None:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     from engine import strategies
-    from engine.presets import find_presets
+    from engine.preset_library import find_presets
 
     rows = []
     for info in find_presets():

@@ -14,7 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from engine import space
-from engine.presets import Preset, PresetError, user_presets_dir
+from engine.preset_library import user_presets_dir
+from engine.presets import Preset, PresetError
 from engine.store import StoreError
 from tui import actions, form_model
 from tui.screens.confirm import ConfirmOverwrite

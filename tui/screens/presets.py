@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
-from engine.presets import PresetInfo, find_presets
+from engine.preset_library import PresetInfo, find_presets
 from engine.store import StoreError, StudyRow
 from tui import actions
 from tui.messages import StudiesPolled
