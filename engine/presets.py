@@ -542,9 +542,18 @@ def _check_dataset_path(config: TrialConfig, study: StudySpec, ctx: _Ctx) -> Non
     if isinstance(varied, list) and study.strategy != "single":
         datasets |= set(varied)
     has_path = config.data.path is not None or "path" in study.vary
+    varied_paths = study.vary.get("path")
+    varied_paths = varied_paths if isinstance(varied_paths, list) else []
     if "csv" in datasets and not has_path:
         ctx.add("data.path", "dataset 'csv' needs data.path, the CSV file to read "
                 "(relative to the preset's folder)")
+    # Only the file's presence is checked here (cheaply, and as the form is typed); its contents
+    # are engine.data's to judge when the runner loads it.
+    paths = [config.data.path] + [v for v in varied_paths if isinstance(v, str)]
+    for path in paths:
+        if path is not None and "csv" in datasets and not os.path.isfile(path):
+            what = "does not exist" if not os.path.exists(path) else "is not a file"
+            ctx.add("data.path", f"the CSV file {path} {what}")
     if config.data.path is not None and "csv" not in datasets:
         ctx.add("data.path", f"is only used with dataset = 'csv' (dataset is "
                 f"{config.data.dataset!r}); remove it or set dataset = 'csv'")

@@ -307,10 +307,20 @@ def test_csv_path_resolves_against_the_preset(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "mine.toml"
     path.write_text('[data]\ndataset = "csv"\npath = "../points.csv"\ntrain_size = 10\n'
                     'val_size = 5\ntest_size = 5\n')
-    preset = load_preset(path)  # the CSV need not exist yet: engine.data reads it
+    (tmp_path / "points.csv").write_text("x,label\n1,0\n")  # read by engine.data, not here
+    preset = load_preset(path)
     assert preset.config.data.path == str(tmp_path / "points.csv")
-    absolute = parse_preset('[data]\ndataset = "csv"\npath = "/data/p.csv"', base_dir=tmp_path)
-    assert absolute.config.data.path == "/data/p.csv"
+    absolute = parse_preset(f'[data]\ndataset = "csv"\npath = "{tmp_path}/points.csv"',
+                            base_dir=tmp_path / "sub")
+    assert absolute.config.data.path == str(tmp_path / "points.csv")
+
+
+def test_a_missing_csv_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('[data]\ndataset = "csv"\npath = "gone.csv"\n')
+    with pytest.raises(PresetError, match=r"p\.toml:3: data\.path: the CSV file .*gone\.csv "
+                                          r"does not exist"):
+        load_preset(path)
 
 
 def test_varied_dataset_csv_needs_a_path() -> None:
@@ -607,6 +617,9 @@ def test_a_directory_named_like_a_preset_does_not_hide_it(preset_home: Path) -> 
 
 
 def test_varied_csv_paths_resolve_too(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("a.csv", "sub/b.csv"):
+        (tmp_path / name).write_text("x,label\n1,0\n")
     text = ('[data]\ndataset = "csv"\npath = "a.csv"\n[study]\nstrategy = "grid"\n'
             '[study.vary]\npath = ["a.csv", "sub/b.csv"]\n')
     preset = parse_preset(text, base_dir=tmp_path)
