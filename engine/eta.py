@@ -32,7 +32,10 @@ class Estimate:
 
 
 def model_seconds(configs: Iterable[TrialConfig], workers: int = 1) -> float:
-    """The cost model's time for training these trials, before calibration."""
+    """The cost model's training time for these trials (start-up excluded), uncalibrated.
+
+    The runner records this next to the time it really took, so later estimates can be rescaled.
+    """
     groups: dict[tuple, list[TrialConfig]] = defaultdict(list)
     for c in configs:
         groups[(c.data, c.batch_size, len(c.hidden))].append(c)
@@ -40,21 +43,26 @@ def model_seconds(configs: Iterable[TrialConfig], workers: int = 1) -> float:
     for members in groups.values():
         steps = max(_steps(c) for c in members)
         size = sum(_size(c) * _steps(c) for c in members) / max(1, steps)
-        total += steps * PER_STEP_S + steps * PER_TRIAL_STEP_S * size / max(1, workers)
-    return total + (STARTUP_S if groups else 0.0)
+        total += steps * PER_STEP_S + steps * PER_TRIAL_STEP_S * size
+    # populations run side by side on the workers; never faster than the longest one
+    longest = max((max(_steps(c) for c in m) * PER_STEP_S for m in groups.values()), default=0.0)
+    return max(longest, total / max(1, workers))
 
 
 def estimate(configs: list[TrialConfig], past: list[tuple[float, float]] | None = None,
              workers: int = 1) -> Estimate:
-    """ETA for training `configs`. `past` holds (measured seconds, model seconds) of earlier runs
-    on this device; with them, the model is rescaled to what this machine really does."""
+    """ETA for training `configs`, start-up included. `past` holds (measured, modelled) training
+    seconds of earlier runs here; with them, the model is rescaled to what this machine does."""
     base = model_seconds(configs, workers)
     usable = [(m, p) for m, p in (past or []) if m > 0 and p > 0]
+    if not configs:
+        return Estimate(0.0, "nothing to train")
     if usable:
         factor = sum(m for m, _ in usable) / sum(p for _, p in usable)
         n = len(usable)
-        return Estimate(base * factor, f"calibrated on {n} past run{'s' * (n != 1)} here")
-    return Estimate(base, "default calibration for a 2-core CPU")
+        return Estimate(STARTUP_S + base * factor,
+                        f"calibrated on {n} past run{'s' * (n != 1)} here")
+    return Estimate(STARTUP_S + base, "default calibration for a 2-core CPU")
 
 
 def _steps(c: TrialConfig) -> int:

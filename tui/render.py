@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 MAX_TRIAL_ROWS = 30
@@ -92,28 +94,45 @@ def trials_table(data: dict[str, Any]) -> Table:
     return table
 
 
-def _change(trial: dict[str, Any]) -> str:
-    changed = trial.get("changed") or {}
+def change_label(changed: dict[str, Any]) -> str:
+    """What a trial changes from the preset ("lr=0.1"), or "baseline"."""
     return ", ".join(f"{k}={fmt_value(v)}" for k, v in changed.items()) or "baseline"
 
 
+def _change(trial: dict[str, Any]) -> str:
+    return change_label(trial.get("changed") or {})
+
+
 def impact_table(data: dict[str, Any]) -> Table:
+    """One line per value tried, grouped by parameter (largest effect first): reads down a
+    narrow terminal. The best value is starred; effect, noise and verdict head each group."""
     table = Table(title="impact of each hyperparameter", caption=data.get("reading"),
-                  header_style="bold")
-    table.add_column("parameter")
-    table.add_column("mean val acc ± std, per value")
-    table.add_column("best")
-    table.add_column("effect", justify="right")
-    table.add_column("noise", justify="right")
-    table.add_column("verdict")
+                  header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("value", min_width=8, overflow="fold")
+    table.add_column("acc % ± sd", justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("effect", justify="right", no_wrap=True)
+    table.add_column("noise", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     for row in data["impact"]:
-        per_value = ", ".join(
-            f"{fmt_value(v)}: {fmt_pct(m)} ± {100 * (s or 0):.1f}"
-            for v, m, s in zip(row["values"], row["means"], row["stds"], strict=False))
-        verdict = _verdict(row)
         style = "green" if row["significant"] else "dim"
-        table.add_row(row["param"], per_value, fmt_value(row["best"]), fmt_pct(row["effect"]),
-                      fmt_pct(row["noise"]), f"[{style}]{verdict}[/]")
+        summary = [fmt_pct(row["effect"]), fmt_pct(row["noise"]), f"[{style}]{_verdict(row)}[/]"]
+        values = zip(row["values"], row["means"], row["stds"], row["counts"], strict=False)
+        for k, (value, mean, std, n) in enumerate(values):
+            best = value == row["best"]
+            shown = escape(fmt_value(value)) + (" *" if best else "")
+            acc = "-" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
+            if k == 0:
+                tail = summary
+            elif k == 1 and row.get("threshold") is not None:
+                # what an effect must exceed, given the noise and the number of seeds
+                tail = ["", "", f"[dim]needs > {fmt_pct(row['threshold'])}[/]"]
+            else:
+                tail = ["", "", ""]
+            table.add_row(row["param"] if k == 0 else "",
+                          f"[bold]{shown}[/]" if best else shown, acc, str(n), *tail,
+                          end_section=k == len(row["values"]) - 1)
     return table
 
 

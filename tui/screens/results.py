@@ -102,8 +102,9 @@ class ResultsScreen(Screen[None]):
 
     def show(self, data: dict[str, Any]) -> None:
         self.data = data
-        self.columns = ["#", *render.varied_params(data), "seed", "status", "val acc",
-                        "val loss", "epochs"]
+        varied = (["change"] if data["strategy"] == "sensitivity"
+                  else render.varied_params(data))
+        self.columns = ["#", *varied, "seed", "status", "val acc", "val loss", "epochs"]
         self._fill_trials()
         parts: list[Any] = []
         head = (f"study {data['study']} {data.get('preset') or ''}: {data['strategy']}, "
@@ -142,7 +143,9 @@ class ResultsScreen(Screen[None]):
 
     def _row_values(self, t: dict[str, Any]) -> list[Any]:
         varied = self.columns[1:-5]
-        return [t["id"], *(t["config"].get(k) for k in varied), t["replicate"], t["status"],
+        values = [render.change_label(t.get("changed") or {}) if k == "change"
+                  else t["config"].get(k) for k in varied]
+        return [t["id"], *values, t["replicate"], t["status"],
                 t["val_acc"], t["val_loss"], t["epochs"]]
 
     def _fill_trials(self) -> None:

@@ -21,7 +21,7 @@ from engine.config import TrialConfig
 from engine.launcher import pid_alive
 from engine.report import flat_config
 from engine.store import Metric, StoreError, StudyRow, TrialRow
-from tui import actions
+from tui import actions, render
 from tui.messages import MetricsPolled, StudyPolled
 from tui.render import fmt_value
 from tui.screens.guard import leave_on_store_error
@@ -78,6 +78,7 @@ class RunScreen(Screen[None]):
         self.log_scale = False
         self.selected: int | None = None
         self.columns: list[str] = []
+        self.baseline: dict[str, Any] | None = None
         self._stopping = False
 
     def compose(self) -> ComposeResult:
@@ -95,10 +96,14 @@ class RunScreen(Screen[None]):
         store = self.app.store  # type: ignore[attr-defined]
         try:
             trials = store.trials(self.study_id)
+            study = store.study(self.study_id)
         except StoreError as e:
             leave_on_store_error(self, e, f"cannot open study {self.study_id}")
             return
-        self.columns = varying_keys(trials)
+        # one-at-a-time trials differ from the preset in one place: one "change" column
+        self.baseline = (TrialConfig.from_dict(study.baseline).flat()
+                         if study.strategy == "sensitivity" else None)
+        self.columns = ["change"] if self.baseline is not None else varying_keys(trials)
         table = self.query_one("#run-trials", DataTable)
         table.add_column("#", key="n")
         for k in self.columns:
@@ -169,7 +174,11 @@ class RunScreen(Screen[None]):
     def _cells(self, t: TrialRow) -> dict[str, Any]:
         flat = flat_config(t)
         cells: dict[str, Any] = {"n": str(t.number)}
-        cells.update({f"c:{k}": fmt_value(flat.get(k)) for k in self.columns})
+        if self.baseline is not None:
+            changed = {k: v for k, v in flat.items() if self.baseline.get(k) != v}
+            cells["c:change"] = render.change_label(changed)
+        else:
+            cells.update({f"c:{k}": fmt_value(flat.get(k)) for k in self.columns})
         epochs = TrialConfig.from_dict(t.config).epochs
         cells.update(seed=str(t.replicate), status=styled_status(t.status),
                      epoch=f"{t.epochs_done}/{epochs}", train=fmt_num(t.train_loss),
