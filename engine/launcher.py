@@ -14,8 +14,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from engine.store import pid_alive
+
+def __getattr__(name: str) -> Any:
+    """`pid_alive`, re-exported lazily: engine.store costs ~0.1 s of imports (numpy), which would
+    delay the runner that `hp-tui run` starts first thing (see `Prestarted`)."""
+    if name == "pid_alive":
+        from engine.store import pid_alive
+
+        return pid_alive
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def log_path(store_path: Path, study_id: int) -> Path:
@@ -27,23 +36,79 @@ def start_runner(store_path: Path, study_id: int, *, device: str | None = None,
     """Start `python -m engine.runner` detached; its output goes to the study's log file."""
     log = log_path(store_path, study_id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "engine.runner", "--store", str(store_path.resolve()),
-           "--study", str(study_id)]
+    cmd = _runner_cmd(store_path, ["--study", str(study_id)], device, workers)
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, env=_runner_env(), close_fds=True)
+
+
+class Prestarted:
+    """A runner started before its study exists, so that its imports (torch: ~1 s) overlap the
+    caller's own imports, planning and study creation instead of following them.
+
+    The runner is detached from the start (own session) but waits, having written nothing, for
+    the study's number on a pipe: `launch(study_id)` sends it and closes the pipe; the runner
+    then points its stdin at /dev/null and its output at the study's log file, and is from there
+    on the runner `start_runner` would have started. `cancel()` ends it when no study comes (a
+    bad preset, a store error, Ctrl-C). If it died before the handshake, `launch` falls back to
+    `start_runner`, whose log then shows why.
+    """
+
+    def __init__(self, store_path: Path | None, *, device: str | None = None,
+                 workers: int | None = None) -> None:
+        """store_path None: the default store, which the runner finds as the caller would."""
+        self.device, self.workers = device, workers
+        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            _runner_cmd(store_path, ["--study-from-stdin"], device, workers),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env=_runner_env(), close_fds=True)
+
+    def launch(self, store_path: Path, study_id: int) -> subprocess.Popen[bytes]:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.write(f"{study_id}\n".encode())
+                proc.stdin.close()
+                return proc
+            except OSError:  # it died during its imports
+                proc.wait()
+        return start_runner(store_path, study_id, device=self.device, workers=self.workers)
+
+    def cancel(self) -> None:
+        """End the waiting runner (it has not touched the store) and collect it."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if proc.stdin is not None:
+                proc.stdin.close()
+
+
+def _runner_cmd(store_path: Path | None, study: list[str], device: str | None,
+                workers: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "engine.runner", *study]
+    if store_path is not None:
+        cmd += ["--store", str(store_path.resolve())]
     if device:
         cmd += ["--device", device]
     if workers:
         cmd += ["--workers", str(workers)]
+    return cmd
+
+
+def _runner_env() -> dict[str, str]:
     env = dict(os.environ)
     # The runner must find the engine package even when hp-tui runs from a checkout.
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    with open(log, "ab") as out:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, env=env, close_fds=True)
+    return env
 
 
 def stop_runner(pid: int, timeout: float = 10.0) -> bool:
     """SIGTERM a runner and wait for it to exit. Returns whether it exited in time."""
+    from engine.store import pid_alive
+
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -5,8 +5,9 @@ trials that share a batch size and a depth are stacked into one population and t
 with hand-written gradients (no autograd, no torch.optim) so that a step is a few dozen tensor ops
 for the whole population, or one fused kernel when compiled.
 
-Two memory layouts, chosen per group by the widest layer:
-- narrow (all widths <= NARROW_MAX): the trial index is the last, fastest-varying dimension
+Two memory layouts, chosen per trial by its widest layer and its depth:
+- narrow (all widths <= NARROW_MAX, or one hidden layer of <= SHALLOW_NARROW_MAX units): the
+  trial index is the last, fastest-varying dimension
   (W [out, in, N], activations [batch, width, N]); the tiny matmuls become broadcast products
   that vectorise across trials;
 - wide: trial first (W [N, out, in]) and `torch.bmm`.
@@ -28,6 +29,7 @@ finite weights, so NaNs never reach other trials (no op mixes trials).
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import os
@@ -47,6 +49,9 @@ from engine.data import Split, Splits
 from engine.reference import EpochMetrics, Trial, TrialOutcome, init_weights
 
 NARROW_MAX = 16  # widest layer for the trial-last layout
+# ... and with one hidden layer: no [width, width] layer, so the trial-last products grow only
+# linearly with the width ([B, W, F, N] and [B, 1, W, N])
+SHALLOW_NARROW_MAX = 64
 WIDE_QUANTUM = 16  # wide layers are padded to a multiple of this many units
 LANES = 32  # pad narrow populations to a multiple of this (see the module docstring)
 VAL_BYTES = 2 << 20  # one validation chunk's widest activation on CPU: stays in cache
@@ -131,15 +136,17 @@ def _act(kind: str, h: torch.Tensor) -> torch.Tensor:
 
 
 def _act_grad(kind: str, da: torch.Tensor, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """d(loss)/dh from d(loss)/da; formulas follow ATen's backward kernels."""
-    if kind == "relu":
-        return torch.where(a > 0, da, torch.zeros_like(da))
-    if kind == "sigmoid":
-        return da * (1 - a) * a
+    """d(loss)/dh from d(loss)/da; formulas follow ATen's backward kernels, which are called
+    where they give the same numbers as the formula (one op instead of two or three; relu's,
+    a compare and a select, was ~20% of the notebook's eager step)."""
+    if kind == "relu":  # where(a > 0, da, 0)
+        return torch.ops.aten.threshold_backward(da, a, 0)
+    if kind == "sigmoid":  # da * (1 - a) * a
+        return torch.ops.aten.sigmoid_backward(da, a)
     if kind == "tanh":
         return da * (1 - a * a)
-    if kind == "leaky_relu":
-        return torch.where(h > 0, da, da * 0.01)
+    if kind == "leaky_relu":  # where(h > 0, da, da * 0.01)
+        return torch.ops.aten.leaky_relu_backward(da, h, 0.01, False)
     if kind == "elu":
         return torch.where(h > 0, da, da * torch.exp(h))
     if kind == "gelu":
@@ -167,14 +174,15 @@ def _loss_elems(kind: str, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
         loss = (1 - y) * z - torch.nn.functional.logsigmoid(z)
         return loss, torch.sigmoid(z) - y
     p = torch.sigmoid(z)
+    sigmoid_backward = torch.ops.aten.sigmoid_backward  # g * (1 - p) * p, in one op
     if kind == "mse":
         d = p - y
-        return d * d, 2 * d * (1 - p) * p
+        return d * d, sigmoid_backward(2 * d, p)
     if kind == "bce":
         loss = -(y * torch.clamp(torch.log(p), min=-100)
                  + (1 - y) * torch.clamp(torch.log(1 - p), min=-100))
         # BCELoss's backward divides by max(p(1-p), 1e-12): zero gradient once sigmoid saturates
-        return loss, (p - y) / torch.clamp((1 - p) * p, min=1e-12) * (1 - p) * p
+        return loss, sigmoid_backward((p - y) / torch.clamp((1 - p) * p, min=1e-12), p)
     raise ValueError(f"unknown loss {kind!r}")
 
 
@@ -193,11 +201,17 @@ class _Narrow:
         return (a.unsqueeze(1) * w).sum(2) + b
 
     @staticmethod
-    def grads(d: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def grads(d: torch.Tensor, a: torch.Tensor, out: Tensors | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        if out is not None:  # the eager step's flat gradient buffer
+            return (torch.sum(d.unsqueeze(2) * a.unsqueeze(1), 0, out=out[0]),
+                    torch.sum(d, 0, out=out[1]))
         return (d.unsqueeze(2) * a.unsqueeze(1)).sum(0), d.sum(0)
 
     @staticmethod
     def back(d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if w.shape[0] == 1:  # from the output layer: the same products, no sum of one term
+            return d * w
         return (d.unsqueeze(2) * w).sum(1)
 
     @staticmethod
@@ -217,11 +231,20 @@ class _Wide:
         return torch.baddbmm(b, a, w.transpose(1, 2))
 
     @staticmethod
-    def grads(d: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.bmm(d.transpose(1, 2), a), d.sum(1, keepdim=True)
+    def grads(d: torch.Tensor, a: torch.Tensor, out: Tensors | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        # the output layer (one unit): a product summed over the batch, half of bmm's cost for
+        # these tiny matrices
+        gw = ((d * a).sum(1, keepdim=True) if d.shape[2] == 1
+              else torch.bmm(d.transpose(1, 2), a))
+        if out is not None:  # the eager step's flat buffer (bmm into its strided views: 3x slower)
+            return out[0].copy_(gw), torch.sum(d, 1, keepdim=True, out=out[1])
+        return gw, d.sum(1, keepdim=True)
 
     @staticmethod
     def back(d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if w.shape[1] == 1:  # from the output layer: the products bmm would form, ~10x cheaper
+            return d * w
         return torch.bmm(d, w)
 
     @staticmethod
@@ -290,8 +313,10 @@ class Program:
         return (*out_p, *new_m, *new_v, *new_u, still, acc)
 
     def _loss_and_grads(self, params: Tensors, hp: dict[str, torch.Tensor], x: torch.Tensor,
-                        y: torch.Tensor) -> tuple[torch.Tensor, Tensors]:
-        """Per-trial mean batch loss and the gradients of every parameter."""
+                        y: torch.Tensor, grad_out: Tensors | None = None
+                        ) -> tuple[torch.Tensor, Tensors]:
+        """Per-trial mean batch loss and the gradients of every parameter (written into
+        grad_out when given)."""
         spec, lay = self.spec, self.lay
         ins, pre = [x], []
         a, z = x, x
@@ -318,7 +343,8 @@ class Program:
             d = d.permute(2, 0, 1).contiguous()
         grads: Tensors = [z] * len(params)  # placeholders, all replaced below
         for layer in reversed(range(spec.depth)):
-            grads[2 * layer], grads[2 * layer + 1] = lay.grads(d, ins[layer])
+            outs = grad_out[2 * layer : 2 * layer + 2] if grad_out is not None else None
+            grads[2 * layer], grads[2 * layer + 1] = lay.grads(d, ins[layer], outs)
             if layer > 0:
                 da = lay.back(d, params[2 * layer])
                 d = _select(spec.activations, hp,
@@ -369,19 +395,21 @@ def _update(
     kinds = spec.optimizers
     if spec.l2:
         g = g + hp["wd"] * p
+    root_v: torch.Tensor | None = None
     if v is not None:  # adam's exp_avg_sq and rmsprop's square_avg play the same role
-        v = v * hp["beta2"] + (g * g) * hp["omb2"]
+        v = torch.addcmul(v * hp["beta2"], g * g, hp["omb2"])  # v * beta2 + g^2 * (1 - beta2)
+        root_v = v.sqrt()
     direction: torch.Tensor | None = None
     if "adam" in kinds:
-        assert m is not None and v is not None
-        m = m + hp["omb1"] * (g - m)  # exp_avg.lerp_(grad, 1 - beta1)
-        direction = m / (v.sqrt() / bc2s + _EPS)
+        assert m is not None and root_v is not None
+        m = torch.lerp(m, g, hp["omb1"])  # exp_avg.lerp_(grad, 1 - beta1), as torch.optim
+        direction = m / (root_v / bc2s + _EPS)
     if "sgd" in kinds or "rmsprop" in kinds:
         if "rmsprop" not in kinds:
             q = g
         else:
-            assert v is not None
-            rms = g / (v.sqrt() + _EPS)
+            assert root_v is not None
+            rms = g / (root_v + _EPS)
             q = torch.where(hp["rmsprop"], rms, g) if "sgd" in kinds else rms
         if spec.momentum:
             assert u is not None
@@ -391,6 +419,72 @@ def _update(
     assert direction is not None
     base = p * hp["decay"] if spec.decoupled else p
     return base - eta * direction, m, v, u
+
+
+# --- the eager step on flat buffers -------------------------------------------------------------
+
+
+def _flatten(tensors: Tensors, narrow: bool) -> tuple[torch.Tensor, Tensors]:
+    """One buffer holding `tensors` (copied) and views of it shaped like them: [P, N] with the
+    trial last (narrow), [N, P] with the trial first (wide)."""
+    n = tensors[0].shape[-1] if narrow else tensors[0].shape[0]
+    rows = [t.numel() // n for t in tensors]
+    flat = (torch.cat([t.reshape(-1, n) for t in tensors]) if narrow
+            else torch.cat([t.reshape(n, -1) for t in tensors], dim=1))
+    views, start = [], 0
+    for t, r in zip(tensors, rows, strict=True):
+        part = flat[start : start + r] if narrow else flat[:, start : start + r]
+        views.append(part.view(t.shape))
+        start += r
+    return flat, views
+
+
+class FlatStep:
+    """The eager step: Program's math, with the parameters, their gradients and the optimizer
+    state each in one flat buffer, updated in place.
+
+    Eagerly a step costs mostly per-op dispatch (~2 us an op at these sizes), so the optimizer
+    update, the finiteness check and the freezing run once over all parameters instead of once
+    per parameter tensor (with the other changes of issue 3, the notebook's step went from 69
+    ops to 47, a group mixing three optimizers, three activations and two losses from 153 to
+    77). The numbers are Program's, bit for bit (a test checks it); only the finiteness sum
+    adds the parameters in another order (it only decides finite or not).
+
+    It takes over the population's parameters: pop.state's parameters become views of its
+    buffer, so validation and weights_of read them as before; the optimizer state lives here.
+    Called as step(x, y, eta, bc2s, weight), it updates pop.state in place.
+    """
+
+    def __init__(self, pop: _Population) -> None:
+        self.pop, self.program, self.spec = pop, pop.program, pop.spec
+        n_params = 2 * pop.spec.depth
+        self.p, views = _flatten(pop.state[:n_params], pop.narrow)
+        pop.state[:n_params] = views
+        self.params = views
+        self.g, self.grad_views = _flatten([torch.zeros_like(v) for v in views], pop.narrow)
+        m_slot, v_slot, u_slot = (pop.program.slices[i] for i in (1, 2, 3))
+        self.m, self.v, self.u = (torch.zeros_like(self.p) if sl.stop > sl.start else None
+                                  for sl in (m_slot, v_slot, u_slot))
+        self.hp = dict(zip(pop.program.keys, pop.consts, strict=True))
+        # per-trial vectors broadcast against [P, N] as they are; against [N, P] as [N, 1]
+        self.hp_flat = self.hp if pop.narrow else {
+            k: t.view(pop.np, 1) for k, t in self.hp.items() if t.shape[1:] == (1, 1)}
+        self.trial_dim = 0 if pop.narrow else 1  # the flat buffer's parameter dimension
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
+                 weight: torch.Tensor) -> None:
+        pop = self.pop
+        batch_loss, _ = self.program._loss_and_grads(self.params, self.hp, x, y, self.grad_views)
+        if not pop.narrow:
+            batch_loss, eta = batch_loss.view(pop.np), eta.view(pop.np, 1)
+        new_p, self.m, self.v, self.u = _update(self.spec, self.p, self.g, self.m, self.v,
+                                                self.u, self.hp_flat, eta, bc2s)
+        # a trial whose loss or new weights are non-finite stops here, keeping its old weights
+        total = new_p.sum(self.trial_dim) + batch_loss
+        still = pop.state[-2].view(pop.np) & torch.isfinite(total)
+        torch.where(still if pop.narrow else still.view(pop.np, 1), new_p, self.p, out=self.p)
+        pop.state[-2] = still.view(pop.vshape)
+        pop.state[-1].add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
 
 
 # --- a group: stacked state -------------------------------------------------------------------
@@ -412,19 +506,19 @@ def group_trials(trials: Sequence[Trial], device: torch.device | str | None = No
     Widths are bucketed by the next power of two so that a [10] trial is not padded to [4096].
     On CPU a population is also capped so that its state stays within POP_STATE_BYTES: past the
     caches, wide trials train slower per trial in a larger population (measured: [64, 64] Adam,
-    270 trial-epochs/s at N = 128, 150 at N = 512).
+    270 trial-epochs/s at N = 128, 150 at N = 512). Small one-hidden-layer groups are then
+    merged (`_merge_small_shallow`).
     """
     groups: dict[tuple[int, int, int], Group] = {}
     for i, t in enumerate(trials):
         widest = max(t.config.hidden)
         bucket = 1 << max(0, widest - 1).bit_length()
         key = (t.config.batch_size, len(t.config.hidden), bucket)
-        layout = "narrow" if bucket <= NARROW_MAX else "wide"
-        groups.setdefault(key, Group([], [], layout))
+        groups.setdefault(key, Group([], [], _layout(t.config.hidden)))
         groups[key].indices.append(i)
         groups[key].trials.append(t)
     if device is not None and torch.device(device).type != "cpu":
-        return list(groups.values())
+        return _merge_small_shallow(list(groups.values()))
     out = []
     for (_, depth, bucket), g in groups.items():
         # parameters of the widest trial of the bucket (2 input features: an estimate)
@@ -432,6 +526,45 @@ def group_trials(trials: Sequence[Trial], device: torch.device | str | None = No
         cap = max(LANES, POP_STATE_BYTES // (params * 20) // LANES * LANES)  # ~5 floats/param
         out += [Group(g.indices[k : k + cap], g.trials[k : k + cap], g.layout)
                 for k in range(0, len(g.indices), cap)]
+    return _merge_small_shallow(out)
+
+
+def _layout(hidden: tuple[int, ...]) -> str:
+    """A trial's layout, from its own widths only (its numbers must not depend on neighbours)."""
+    narrow = max(hidden) <= (SHALLOW_NARROW_MAX if len(hidden) == 1 else NARROW_MAX)
+    return "narrow" if narrow else "wide"
+
+
+def _merge_small_shallow(groups: list[Group]) -> list[Group]:
+    """Narrow one-hidden-layer groups of one batch size and epoch count that fit one block of
+    LANES trials together train as one population.
+
+    Each would be padded to LANES trials anyway, and such a population's step costs its op
+    dispatch (~0.1 ms), hardly its width: a one-at-a-time study varying the width ([10] and
+    [20]) trains one population of 4,000 steps instead of two. A trial's hidden layer is then
+    zero-padded to the widest of the population, which leaves its numbers unchanged bit for
+    bit in the narrow layout (a test checks it). Only groups of as many epochs merge: a group
+    trains for its longest trial, and every step of a merged one costs a little more.
+    """
+    out: list[Group] = []
+    open_: dict[tuple[int, int], Group] = {}  # (batch size, epochs) -> the group open to more
+    for g in groups:
+        cfg = g.trials[0].config
+        if g.layout != "narrow" or len(cfg.hidden) != 1 or len(g.indices) > LANES:
+            out.append(g)
+            continue
+        key = (cfg.batch_size, max(t.config.epochs for t in g.trials))
+        host = open_.get(key)
+        if host is not None and len(host.indices) + len(g.indices) <= LANES:
+            pairs = sorted([*zip(host.indices, host.trials, strict=True),
+                            *zip(g.indices, g.trials, strict=True)],
+                           key=lambda pair: pair[0])  # the caller's order
+            host.indices[:] = [i for i, _ in pairs]
+            host.trials[:] = [t for _, t in pairs]
+            continue
+        host = Group(list(g.indices), list(g.trials), "narrow")
+        open_[key] = host
+        out.append(host)
     return out
 
 
@@ -643,6 +776,8 @@ def _validate_wide(pop: _Population, val: Split, which: list[int]
 # --- the epoch loop -------------------------------------------------------------------------
 
 StepFn = Callable[..., tuple[torch.Tensor, ...]]
+# step(x, y, eta, bc2s, weight): one training step of a population, updating pop.state
+Stepper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 class _Clock:
@@ -694,8 +829,14 @@ def _segment_steps(pop: _Population, batch: int, full: int, n_features: int) -> 
     return max(1, min(full, EPOCH_DATA_BYTES // (pop.np * batch * (n_features + 1) * 4)))
 
 
-def _train_group(pop: _Population, splits: Splits, step: StepFn, on_epoch: OnEpoch | None,
-                 clock: _Clock) -> list[TrialOutcome]:
+def _batches(pop: _Population, xs: torch.Tensor, ys: torch.Tensor, batch: int
+             ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The steps' batches of a gathered segment, as _batch slices them (one op, not 2 a step)."""
+    return xs.split(batch, dim=0 if pop.narrow else 1), ys.split(batch)
+
+
+def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Stepper,
+                 on_epoch: OnEpoch | None, clock: _Clock) -> list[TrialOutcome]:
     """Train one population for its longest trial's epochs, reporting each epoch."""
     batch, n_train = pop.configs[0].batch_size, len(splits.train)
     x_t = splits.train.x.t().contiguous().to(pop.device)
@@ -711,19 +852,18 @@ def _train_group(pop: _Population, splits: Splits, step: StepFn, on_epoch: OnEpo
         pop.state[-1] = torch.zeros(pop.vshape, dtype=torch.float64, device=pop.device)
         perms = pop.perms(training, n_train)
         eta, bc2s = pop.step_sizes(full + (rest > 0))
+        etas, bc2ss = eta.unbind(0), bc2s.unbind(0)
         for first in range(0, full, seg):
             count = min(seg, full - first)
             xs, ys = _epoch_data(pop, x_t, y, perms[:, first * batch : (first + count) * batch])
+            xbs, ybs = _batches(pop, xs, ys, batch)
             for s in range(count):
-                xb, yb = _batch(pop, xs, ys, s * batch, (s + 1) * batch)
-                pop.state = list(step(*pop.state, *pop.consts, xb, yb, eta[first + s],
-                                      bc2s[first + s], weight))
+                step(xbs[s], ybs[s], etas[first + s], bc2ss[first + s], weight)
                 clock.check()
-        if rest:  # the partial last batch has another shape: run it eagerly
+        if rest:  # the partial last batch has another shape: never compiled
             xb, yb = _epoch_data(pop, x_t, y, perms[:, full * batch :])
             w_rest = torch.tensor(rest / n_train, dtype=torch.float64, device=pop.device)
-            pop.state = list(pop.program(*pop.state, *pop.consts, xb, yb, eta[-1], bc2s[-1],
-                                         w_rest))
+            rest_step(xb, yb, etas[-1], bc2ss[-1], w_rest)
         pop.steps_done += full + (rest > 0)
         _finish_epoch(pop, splits, epoch, training, outcomes, on_epoch)
         clock.check(force=True)
@@ -807,15 +947,35 @@ def _compile(program: Program | ValProgram, args: Sequence[torch.Tensor]) -> Ste
     return _COMPILED[key]
 
 
-def _step_for(pop: _Population, splits: Splits, device: torch.device, compile: bool | None
-              ) -> StepFn:
-    """The compiled step when wanted and possible, else the eager program."""
+def _steppers(pop: _Population, splits: Splits, device: torch.device, compile: bool | None
+              ) -> tuple[Stepper, Stepper]:
+    """(full steps, the partial last batch): the compiled step program and the eager one when
+    compiling is wanted and possible, else FlatStep for both."""
+    compiled = _compiled_step(pop, splits, device, compile)
+    if compiled is None:
+        flat = FlatStep(pop)
+        return flat, flat
+    return _functional(pop, compiled), _functional(pop, pop.program)
+
+
+def _functional(pop: _Population, fn: StepFn) -> Stepper:
+    """A step program that returns the new state (Program, or its compiled version) as a
+    Stepper."""
+    def step(x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
+             weight: torch.Tensor) -> None:
+        pop.state = list(fn(*pop.state, *pop.consts, x, y, eta, bc2s, weight))
+    return step
+
+
+def _compiled_step(pop: _Population, splits: Splits, device: torch.device,
+                   compile: bool | None) -> StepFn | None:
+    """The compiled step program when wanted and possible, else None."""
     batch = pop.configs[0].batch_size
     steps = max(pop.epochs) * (len(splits.train) // batch)
     params = sum(o * i + o for i, o in itertools.pairwise(pop.sizes))
     wanted = should_compile(pop.np, steps, device, params) if compile is None else compile
     if not wanted or steps == 0 or not compile_available(device):
-        return pop.program
+        return None
     # example inputs with the shapes and strides of every full step of this group
     x_t = splits.train.x.t().contiguous().to(device)
     perms = torch.zeros(pop.np, len(splits.train), dtype=torch.long, device=device)
@@ -834,8 +994,8 @@ def _step_for(pop: _Population, splits: Splits, device: torch.device, compile: b
         return step
     except Exception as e:  # Inductor raises many kinds; all of them mean: train eagerly
         _COMPILE_BROKEN.append(str(e))
-        warnings.warn(f"torch.compile is not usable here, training eagerly: {e}", stacklevel=3)
-        return pop.program
+        warnings.warn(f"torch.compile is not usable here, training eagerly: {e}", stacklevel=4)
+        return None
 
 
 @contextlib.contextmanager
@@ -852,6 +1012,21 @@ def _one_thread(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while training: a step allocates ~50 tensors, which sets
+    off collections that walk every object alive, torch's modules included (~15% of an eager
+    run of small trials, and in a forked worker each walk copies the parent's pages). The step
+    makes no reference cycles; whatever else does is collected once training ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --- the public entry point --------------------------------------------------------------------
@@ -879,10 +1054,10 @@ def train_population(
         raise ValueError("train_population: all trials must share one DataConfig")
     clock = _Clock(should_stop)
     results: dict[int, TrialOutcome] = {}
-    with torch.no_grad(), _one_thread(device):
+    with torch.no_grad(), _one_thread(device), _gc_paused():
         for group in group_trials(trials, device):
             pop = _Population(group, splits.n_features, device)
-            step = _step_for(pop, splits, device, compile)
-            outcomes = _train_group(pop, splits, step, on_epoch, clock)
+            step, rest_step = _steppers(pop, splits, device, compile)
+            outcomes = _train_group(pop, splits, step, rest_step, on_epoch, clock)
             results.update(zip(group.indices, outcomes, strict=True))
     return [results[i] for i in range(len(trials))]

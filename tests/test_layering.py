@@ -25,9 +25,10 @@ def test_engine_never_imports_ui_packages(module: str) -> None:
     assert not {"textual", "rich", "plotext", "textual_plotext"} & loaded
 
 
-@pytest.mark.parametrize("module", ["tui.cli", "tui.headless", "engine.store", "engine.report",
-                                    "engine.presets", "engine.preset_library", "engine.strategies", "engine.analysis",
-                                    "engine.eta", "engine.launcher"])
+@pytest.mark.parametrize("module", ["tui.cli", "tui.headless", "tui.app", "engine.store",
+                                    "engine.report", "engine.presets", "engine.preset_library",
+                                    "engine.strategies", "engine.analysis", "engine.eta",
+                                    "engine.launcher"])
 def test_ui_side_never_imports_torch(module: str) -> None:
     assert "torch" not in _modules_after_import(module)
 

@@ -78,7 +78,8 @@ def test_stop_raises_stopped(splits):
     with WorkerPool(2) as p:
         started = time.monotonic()
         with pytest.raises(Stopped):
-            p.train(trials(6, epochs=50), splits, should_stop=lambda: time.monotonic() > started
+            # 500 epochs: several seconds of training, so that the stop lands mid-way
+            p.train(trials(6, epochs=500), splits, should_stop=lambda: time.monotonic() > started
                     + 0.3, compile=False)
         assert time.monotonic() - started < 5
         # the pool still works after a stop

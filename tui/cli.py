@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tui import exitcodes
 
@@ -117,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return _open_app(args.app_store)
+    if args.command == "run":
+        args.prestarted = _prestart_runner(args)
     from tui import headless
 
     try:
@@ -131,6 +134,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `hp-tui show 1 | head`: the reader left; that is not an error worth a traceback.
         sys.stderr.close()
         return exitcodes.OK
+    finally:
+        if getattr(args, "prestarted", None) is not None:
+            args.prestarted.cancel()  # the run failed before launching it (no-op once launched)
+
+
+def _prestart_runner(args: argparse.Namespace) -> Any:
+    """Start the runner now, before this process imports and plans anything: its own imports
+    (torch, ~1 s) then overlap ours, and it waits for the study's number (engine.launcher)."""
+    from pathlib import Path
+
+    from engine.launcher import Prestarted
+
+    return Prestarted(Path(args.store) if args.store else None, device=args.device,
+                      workers=args.workers)
 
 
 def _open_app(store: str | None) -> int:

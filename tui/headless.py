@@ -95,8 +95,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) -> int:
     from engine.launcher import log_path, start_runner, stop_runner
 
-    proc = start_runner(store.path, study_id, device=getattr(args, "device", None),
-                        workers=getattr(args, "workers", None))
+    prestarted = getattr(args, "prestarted", None)  # `run` starts its runner first thing
+    if prestarted is not None:
+        proc = prestarted.launch(store.path, study_id)
+    else:
+        proc = start_runner(store.path, study_id, device=getattr(args, "device", None),
+                            workers=getattr(args, "workers", None))
     if args.detach:
         if args.json:
             print(json.dumps({"study": study_id, "pid": proc.pid,
