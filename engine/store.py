@@ -35,6 +35,7 @@ from engine.store_rows import (
     STALE_AFTER,
     STUDY_STATUSES,
     TRIAL_STATUSES,
+    BadName,
     EpochRow,
     FinishRow,
     LeaseBusy,
@@ -66,11 +67,30 @@ from engine.store_rows import (
 from engine.store_schema import SCHEMA_VERSION, StoreError, translated
 
 __all__ = [
-    "EFFECT_SIZES", "FINISHED", "SCHEMA_VERSION", "STALE_AFTER", "STUDY_STATUSES",
-    "TRIAL_STATUSES", "EpochRow", "FinishRow", "LeaseBusy", "LeaseLost", "Metric",
-    "MetricsDelta", "NoSuchStudy", "NoSuchTrial",
-    "Store", "StoreError", "StudyRow", "TrialRow", "VaultUsed", "decode_weights",
-    "default_store_path", "encode_weights", "pid_alive",
+    "EFFECT_SIZES",
+    "FINISHED",
+    "SCHEMA_VERSION",
+    "STALE_AFTER",
+    "STUDY_STATUSES",
+    "TRIAL_STATUSES",
+    "BadName",
+    "EpochRow",
+    "FinishRow",
+    "LeaseBusy",
+    "LeaseLost",
+    "Metric",
+    "MetricsDelta",
+    "NoSuchStudy",
+    "NoSuchTrial",
+    "Store",
+    "StoreError",
+    "StudyRow",
+    "TrialRow",
+    "VaultUsed",
+    "decode_weights",
+    "default_store_path",
+    "encode_weights",
+    "pid_alive",
 ]
 
 
@@ -138,13 +158,13 @@ class Store:
                      trials: Sequence[tuple[dict[str, Any], int, int]]) -> int:
         """A new study and its trials (config, seed, replicate), numbered 1..N; returns its id."""
         if name is not None and (not name.strip() or name.strip().isdigit()):
-            raise StoreError(f"study name {name!r} is not allowed: use letters too (plain numbers "
+            raise BadName(f"study name {name!r} is not allowed: use letters too (plain numbers "
                              "are study ids)")
         with self._write("creating a study") as db:
             if name is not None:
                 clash = db.execute("SELECT id FROM studies WHERE name = ?", (name,)).fetchone()
                 if clash:
-                    raise StoreError(f"a study named {name!r} already exists (study {clash[0]}) in "
+                    raise BadName(f"a study named {name!r} already exists (study {clash[0]}) in "
                                      f"{self.path}; choose another --name")
             study_id = db.execute(
                 "INSERT INTO studies (name, preset_name, preset_path, preset_text, strategy, seed,"

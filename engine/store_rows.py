@@ -52,6 +52,10 @@ class NoSuchTrial(StoreError):
     """A trial number outside the study."""
 
 
+class BadName(StoreError):
+    """A study name that is taken, empty, or a plain number (which would read as a study id)."""
+
+
 class VaultUsed(StoreError):
     """The study's test vault was already opened. `.record`: what was recorded then."""
 

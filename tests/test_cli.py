@@ -281,3 +281,25 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(store: Path, tmp_path: Path)
         assert s.lease(1) is None, "the runner released its lease"
     r = hp("resume", "1", "--json", store=store, timeout=300)
     assert r.code == 0 and r.json()["status"] == "completed"
+
+
+def test_study_names_that_cannot_work_are_input_errors(store: Path) -> None:
+    assert hp("run", TINY, "--name", "lr-sweep", store=store).code == 0
+    taken = hp("run", TINY, "--name", "lr-sweep", store=store)
+    assert taken.code == 3 and "already exists" in taken.err
+    number = hp("run", TINY, "--name", "42", store=store)
+    assert number.code == 3 and "plain numbers" in number.err
+    assert [s["study"] for s in hp("studies", "--json", store=store).json()] == [1]
+
+
+def test_failed_trials_make_the_run_fail_with_their_error(store: Path, tmp_path: Path) -> None:
+    # A CSV that validates (it exists) but cannot be loaded: every trial fails in the runner.
+    data = tmp_path / "d.csv"
+    data.write_text("a,label\n1,0\n2,1\n")
+    preset = tmp_path / "csv.toml"
+    preset.write_text(f'[data]\ndataset = "csv"\npath = "{data}"\ntrain_size = 10\n'
+                      'val_size = 5\ntest_size = 5\n[study]\nseeds = 1\n')
+    r = hp("run", str(preset), "--json", store=store)
+    assert r.code == 1, r.err
+    assert "1 trial(s) failed" in r.err and "too few" in r.err and "Traceback" not in r.err
+    assert r.json()["trials"][0]["status"] == "failed"

@@ -19,7 +19,7 @@ from typing import Any
 from engine import report
 from engine.config import TrialConfig
 from engine.presets import PresetError
-from engine.store import LeaseBusy, Store, StoreError, default_store_path
+from engine.store import BadName, LeaseBusy, Store, StoreError, default_store_path
 from tui import actions, exitcodes, render
 from tui.exitcodes import UserError
 
@@ -34,6 +34,8 @@ def dispatch(args: argparse.Namespace) -> int:
         raise UserError(str(e), exitcodes.INVALID_INPUT) from None
     except LeaseBusy as e:
         raise UserError(str(e), exitcodes.BUSY) from None
+    except BadName as e:
+        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
     except StoreError as e:
         raise UserError(str(e), exitcodes.STORE) from None
 
@@ -129,7 +131,14 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) ->
         if study.status == "interrupted":
             return exitcodes.INTERRUPTED
         return exitcodes.INVALID_INPUT if code == exitcodes.INVALID_INPUT else exitcodes.FAILED
-    return _print_result(store, study_id, args.json)
+    _print_result(store, study_id, args.json)
+    failed = store.trials(study_id, statuses=["failed"])
+    if failed:
+        # the study finished, but a script must not mistake it for a clean one
+        _say(f"study {study_id}: {len(failed)} trial(s) failed, e.g. trial {failed[0].number}: "
+             f"{failed[0].error}; log: {log_path(store.path, study_id)}")
+        return exitcodes.FAILED
+    return exitcodes.OK
 
 
 def _follow(store: Store, study_id: int, proc: Any) -> int:
