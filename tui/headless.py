@@ -22,6 +22,7 @@ from engine.presets import PresetError
 from engine.store import BadName, LeaseBusy, Store, StoreError, default_store_path
 from tui import actions, exitcodes, render
 from tui.exitcodes import UserError
+from tui.files import write_atomically
 
 POLL_SECONDS = 0.25
 
@@ -204,13 +205,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return exitcodes.OK
     out = Path(args.output)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        # Write aside and rename, so a failure never leaves a half-written export behind.
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+        write_atomically(out, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"{out}: cannot write the export ({e.strerror or e})",
                         exitcodes.FAILED) from None
     _say(f"wrote {out}")

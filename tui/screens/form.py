@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from engine.preset_library import user_presets_dir
 from engine.presets import Preset, PresetError
 from engine.store import StoreError
 from tui import actions, form_model
+from tui.files import write_atomically
 from tui.screens.confirm import ConfirmOverwrite
 from tui.screens.predictions import Predictions, PredictionsScreen, listed
 from tui.widgets.param_field import ParamField
@@ -144,13 +144,10 @@ class FormScreen(Screen[None]):
 
     def _write(self, path: Path) -> None:
         assert self.preset is not None
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(self.preset.text, encoding="utf-8")
-            os.replace(tmp, path)  # never a half-written preset
+            write_atomically(path, self.preset.text)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             self.notify(f"cannot write {path}: {e.strerror or e}", severity="error")
             return
         self.notify(f"saved {path}", title="preset saved")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from engine import report
 from engine.store import StoreError
 from tui import render
+from tui.files import write_atomically
 from tui.screens.export import ExportScreen
 from tui.screens.guard import leave_on_store_error
 from tui.screens.run import fmt_num, styled_status
@@ -231,12 +231,9 @@ class ResultsScreen(Screen[None]):
         if fmt is None or self.data is None:
             self.notify("name the file .csv, .json or .md", severity="error")
             return
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            tmp.write_text(render.export_text(self.data, fmt), encoding="utf-8")
-            os.replace(tmp, path)
+            write_atomically(path, render.export_text(self.data, fmt))
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             self.notify(f"cannot write {path}: {e.strerror or e}", severity="error")
             return
         self.notify(f"wrote {path}", title="exported")
