@@ -110,6 +110,15 @@ async def wait_for(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
         await pilot.pause(0.1)
 
 
+async def open_results(app: HpTuiApp, pilot: Any, study_id: int) -> ResultsScreen:
+    """Push the study's Results screen and wait until its data has loaded."""
+    app.push_screen(ResultsScreen(study_id))
+    screen = app.screen
+    assert isinstance(screen, ResultsScreen)
+    await wait_for(pilot, lambda: screen.data is not None)
+    return screen
+
+
 def plain(content: Any, width: int = 100) -> str:
     """Static content (markup text or a rich renderable) as the plain text a user reads."""
     from rich.console import Console
@@ -394,9 +403,7 @@ def test_results_show_impact_heatmap_sorting_and_export(store: Store, tmp_path: 
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=(100, 30)) as pilot:
-            app.push_screen(ResultsScreen(study_id))
-            screen = app.screen
-            await wait_for(pilot, lambda: screen.data is not None)
+            screen = await open_results(app, pilot, study_id)
             table = screen.query_one("#results-trials", DataTable)
             assert table.row_count == 8
             screen.sort_by(screen.columns.index("val acc"))  # best first
@@ -431,9 +438,7 @@ def test_compare_highlights_differences(store: Store) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
-            app.push_screen(ResultsScreen(study_id))
-            screen = app.screen
-            await wait_for(pilot, lambda: screen.data is not None)
+            await open_results(app, pilot, study_id)
             # Mark trial 1 (relu), compare it with trial 3 (tanh, same lr and seed).
             await pilot.press("space", "down", "down", "c")
             await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))

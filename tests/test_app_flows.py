@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Input, Select
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset, parse_preset
 from engine.store import Store, StoreError
-from tests.test_app import GRID, SIZE, column, seed_grid, text_of, wait_for
+from tests.test_app import GRID, SIZE, column, open_results, seed_grid, text_of, wait_for
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.compare_presets import PresetCompareScreen
@@ -93,9 +93,7 @@ def test_results_score_the_predictions(store: Store) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=(100, 40)) as pilot:
-            app.push_screen(ResultsScreen(study_id))
-            screen = app.screen
-            await wait_for(pilot, lambda: screen.data is not None)
+            await open_results(app, pilot, study_id)
             await pilot.press("i")
             await pilot.pause()
             text = text_of(app, "#impact-text")

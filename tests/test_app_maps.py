@@ -15,11 +15,10 @@ from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset
 from engine.space import ACTIVATIONS
 from engine.store import Store
-from tests.test_app import SIZE, seed_grid, wait_for
+from tests.test_app import SIZE, open_results, seed_grid, wait_for
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
-from tui.screens.results import ResultsScreen
 from tui.widgets.decision_map import DecisionMap, MapData, extent, forward, grid, load_map
 from tui.widgets.map_panel import MapPanel
 
@@ -90,9 +89,7 @@ def test_results_m_draws_the_highlighted_trials_map(store: Store) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
-            app.push_screen(ResultsScreen(study_id))
-            screen = app.screen
-            await wait_for(pilot, lambda: screen.data is not None)
+            screen = await open_results(app, pilot, study_id)
             table = screen.query_one("#results-trials", DataTable)
             table.move_cursor(row=2)
             await pilot.press("m")
@@ -112,9 +109,7 @@ def test_compare_marked_trials_shows_both_maps(store: Store) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
-            app.push_screen(ResultsScreen(study_id))
-            screen = app.screen
-            await wait_for(pilot, lambda: screen.data is not None)
+            screen = await open_results(app, pilot, study_id)
             await pilot.press("c")  # nothing marked: explains instead
             await pilot.pause()
             assert app.screen is screen
