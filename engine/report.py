@@ -5,6 +5,7 @@ Built from the store alone (no torch), so any viewer can produce it while a runn
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict
 from typing import Any
@@ -26,23 +27,32 @@ def trial_results(trials: list[TrialRow]) -> list[analysis.TrialResult]:
             for t in trials if t.status in FINISHED]
 
 
-def impact(study: StudyRow, trials: list[TrialRow]) -> analysis.Impact | None:
+def impact(study: StudyRow, results: list[analysis.TrialResult]) -> analysis.Impact | None:
     """The impact table, or None for a study that varies nothing (a single run)."""
     vary = study.spec.get("vary") or {}
     if study.strategy == "single" or not vary:
         return None
     baseline = TrialConfig.from_dict(study.baseline).flat()
-    return analysis.impact(study.strategy, baseline, vary, trial_results(trials))
+    return analysis.impact(study.strategy, baseline, vary, results)
 
 
-def varied_keys(study: StudyRow) -> list[str]:
-    return list((study.spec.get("vary") or {}).keys()) if study.strategy != "single" else []
+def changes(config: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """What a flat config changes from the preset's ({} for the baseline itself)."""
+    return {k: v for k, v in config.items() if baseline.get(k) != v}
+
+
+def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """Keys whose value differs between these flat configs: the columns worth showing."""
+    if not configs:
+        return []
+    return [k for k in configs[0] if len({json.dumps(c.get(k)) for c in configs}) > 1]
 
 
 def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
     """The JSON shape of `run`, `resume` and `show` (issue 3), plus a few extras."""
     trials = store.trials(study.id)
-    table = impact(study, trials)
+    results = trial_results(trials)
+    table = impact(study, results)
     baseline = TrialConfig.from_dict(study.baseline).flat()
     out: dict[str, Any] = {
         "study": study.id,
@@ -61,7 +71,7 @@ def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
     if study.error:
         out["error"] = study.error
     if study.strategy == "grid":
-        inter = analysis.interaction(study.spec.get("vary") or {}, trial_results(trials))
+        inter = analysis.interaction(study.spec.get("vary") or {}, results)
         if inter is not None:
             out["interaction"] = _jsonable(asdict(inter))
     predictions = store.predictions(study.id)
@@ -79,8 +89,7 @@ def trial_dict(t: TrialRow, baseline: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": t.number,
         "config": config,
-        # what differs from the preset's configuration ({} for the baseline itself)
-        "changed": {k: v for k, v in config.items() if baseline.get(k) != v},
+        "changed": changes(config, baseline),
         "seed": t.seed,
         "replicate": t.replicate,
         "status": t.status,

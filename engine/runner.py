@@ -298,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda signum, _f: stop.set(f"stopped by {signal.Signals(signum).name}"))
     # A runner has no terminal: a hang-up is not a reason to stop.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    from engine.parallel import default_workers
+
     workers = args.workers or default_workers()
     try:
         with Store(args.store, create=False) as store:
@@ -354,11 +356,6 @@ def _redirect(fd: int, path: str | Path, flags: int) -> None:
     opened = os.open(path, flags, 0o644)
     os.dup2(opened, fd)
     os.close(opened)
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else (os.cpu_count() or 1))
 
 
 def exit_now(code: int) -> None:

@@ -84,14 +84,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
             raise UserError(
                 f"study {study.id} is being run by pid {lease['pid']} on {lease['host']}; "
                 "follow it with `hp-tui show` or stop that runner first", exitcodes.BUSY)
-        todo = [t for t in store.trials(study.id) if t.status not in ("completed", "diverged")]
+        trials = store.trials(study.id)
+        todo = [t for t in trials if t.status not in ("completed", "diverged")]
         if not todo:
             _say(f"study {study.id}: every trial is finished; nothing to resume")
             return _print_result(store, study.id, args.json)
         if args.device:
             _check_device(args.device)
-        total = len(store.trials(study.id))
-        _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {total}")
+        _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
         return _launch_and_follow(store, study.id, args)
 
 

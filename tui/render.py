@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine.report import varying_keys
+
 MAX_TRIAL_ROWS = 30
 
 
@@ -55,11 +57,7 @@ def print_study(data: dict[str, Any]) -> None:
 
 def varied_params(data: dict[str, Any]) -> list[str]:
     """Config keys whose value differs between trials (the columns worth showing)."""
-    trials = data["trials"]
-    if not trials:
-        return []
-    keys = list(trials[0]["config"].keys())
-    return [k for k in keys if len({json.dumps(t["config"].get(k)) for t in trials}) > 1]
+    return varying_keys([t["config"] for t in data["trials"]])
 
 
 def trials_table(data: dict[str, Any]) -> Table:

@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 
 from engine.config import TrialConfig
 from engine.launcher import pid_alive
-from engine.report import flat_config
+from engine.report import changes, flat_config, varying_keys
 from engine.store import Metric, StoreError, StudyRow, TrialRow
 from tui import actions, render
 from tui.messages import MetricsPolled, StudyPolled
@@ -36,14 +36,6 @@ STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bol
 def styled_status(status: str) -> str:
     style = STATUS_STYLE.get(status)
     return f"[{style}]{status}[/]" if style else status
-
-
-def varying_keys(trials: list[TrialRow]) -> list[str]:
-    """Config keys whose value differs between the study's trials: the columns worth showing."""
-    configs = [flat_config(t) for t in trials]
-    if not configs:
-        return []
-    return [k for k in configs[0] if len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def fmt_num(x: float | None, pct: bool = False) -> str:
@@ -103,7 +95,8 @@ class RunScreen(Screen[None]):
         # one-at-a-time trials differ from the preset in one place: one "change" column
         self.baseline = (TrialConfig.from_dict(study.baseline).flat()
                          if study.strategy == "sensitivity" else None)
-        self.columns = ["change"] if self.baseline is not None else varying_keys(trials)
+        self.columns = (["change"] if self.baseline is not None
+                        else varying_keys([flat_config(t) for t in trials]))
         table = self.query_one("#run-trials", DataTable)
         table.add_column("#", key="n")
         for k in self.columns:
@@ -175,8 +168,7 @@ class RunScreen(Screen[None]):
         flat = flat_config(t)
         cells: dict[str, Any] = {"n": str(t.number)}
         if self.baseline is not None:
-            changed = {k: v for k, v in flat.items() if self.baseline.get(k) != v}
-            cells["c:change"] = render.change_label(changed)
+            cells["c:change"] = render.change_label(changes(flat, self.baseline))
         else:
             cells.update({f"c:{k}": fmt_value(flat.get(k)) for k in self.columns})
         epochs = TrialConfig.from_dict(t.config).epochs
