@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,27 @@ def log_path(store_path: Path, study_id: int) -> Path:
     return store_path.parent / "logs" / f"study-{study_id}.log"
 
 
-def start_runner(store_path: Path, study_id: int, *, device: str | None = None,
-                 workers: int | None = None) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class RunnerOptions:
+    """The runner's command-line overrides; None keeps what the study was created with."""
+
+    device: str | None = None
+    workers: int | None = None
+    executor: str | None = None
+    ray_address: str | None = None
+
+    def args(self) -> list[str]:
+        pairs = [("--device", self.device), ("--workers", self.workers),
+                 ("--executor", self.executor), ("--ray-address", self.ray_address)]
+        return [text for flag, value in pairs if value for text in (flag, str(value))]
+
+
+def start_runner(store_path: Path, study_id: int,
+                 options: RunnerOptions | None = None) -> subprocess.Popen[bytes]:
     """Start `python -m engine.runner` detached; its output goes to the study's log file."""
     log = log_path(store_path, study_id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = _runner_cmd(store_path, ["--study", str(study_id)], device, workers)
+    cmd = _runner_cmd(store_path, ["--study", str(study_id)], options)
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, env=_runner_env(), close_fds=True)
@@ -54,12 +70,11 @@ class Prestarted:
     `start_runner`, whose log then shows why.
     """
 
-    def __init__(self, store_path: Path | None, *, device: str | None = None,
-                 workers: int | None = None) -> None:
+    def __init__(self, store_path: Path | None, options: RunnerOptions | None = None) -> None:
         """store_path None: the default store, which the runner finds as the caller would."""
-        self.device, self.workers = device, workers
+        self.options = options
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            _runner_cmd(store_path, ["--study-from-stdin"], device, workers),
+            _runner_cmd(store_path, ["--study-from-stdin"], options),
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env=_runner_env(), close_fds=True)
 
@@ -72,7 +87,7 @@ class Prestarted:
                 return proc
             except OSError:  # it died during its imports
                 proc.wait()
-        return start_runner(store_path, study_id, device=self.device, workers=self.workers)
+        return start_runner(store_path, study_id, self.options)
 
     def cancel(self) -> None:
         """End the waiting runner (it has not touched the store) and collect it."""
@@ -85,16 +100,12 @@ class Prestarted:
                 proc.stdin.close()
 
 
-def _runner_cmd(store_path: Path | None, study: list[str], device: str | None,
-                workers: int | None) -> list[str]:
+def _runner_cmd(store_path: Path | None, study: list[str],
+                options: RunnerOptions | None) -> list[str]:
     cmd = [sys.executable, "-m", "engine.runner", *study]
     if store_path is not None:
         cmd += ["--store", str(store_path.resolve())]
-    if device:
-        cmd += ["--device", device]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    return cmd
+    return cmd + (options or RunnerOptions()).args()
 
 
 def _runner_env() -> dict[str, str]:

@@ -111,7 +111,7 @@ def _worker_main(parent_pid: int, tasks: Any, results: Any, stop: Any) -> None:
             outcomes = train_population(task.trials, task.splits, device=task.device,
                                         on_epoch=on_epoch, should_stop=stop.is_set,
                                         compile=task.compile)
-            results.put(("done", tid, _pack(outcomes)))
+            results.put(("done", tid, pack(outcomes)))
         except Stopped:
             results.put(("stopped", tid, None))
         except BaseException:
@@ -126,14 +126,27 @@ def _cost(trials: Sequence[Trial]) -> float:
     return steps * (250.0 + work / 30.0)
 
 
-def _pack(outcomes: list[TrialOutcome]) -> bytes:
+def schedule(trials: Sequence[Trial], device: torch.device | str, workers: int
+             ) -> list[list[int]]:
+    """Tasks for `workers` parallel trainers, as lists of indices into `trials`, longest first.
+
+    Each population (engine.population.group_trials) is one task; one large enough that its
+    arithmetic outweighs the per-step dispatch is split into `workers` tasks."""
+    tasks: list[list[int]] = []
+    for group in group_trials(trials, device):
+        pieces = workers if len(group.indices) >= SPLIT_MIN_TRIALS else 1
+        tasks += [group.indices[k::pieces] for k in range(pieces)]
+    return sorted(tasks, key=lambda share: -_cost([trials[i] for i in share]))
+
+
+def pack(outcomes: list[TrialOutcome]) -> bytes:
     """Outcomes as pickled bytes with numpy weights (pickling 1000s of tiny tensors is slow)."""
     plain = [(o.status, [astuple(m) for m in o.history], o.diverged_epoch,
               [(w.numpy(), b.numpy()) for w, b in o.weights]) for o in outcomes]
     return pickle.dumps(plain, pickle.HIGHEST_PROTOCOL)
 
 
-def _unpack(payload: bytes) -> list[TrialOutcome]:
+def unpack(payload: bytes) -> list[TrialOutcome]:
     return [TrialOutcome(status=status, history=[EpochMetrics(*m) for m in history],
                          weights=[(torch.from_numpy(w), torch.from_numpy(b)) for w, b in weights],
                          diverged_epoch=diverged)
@@ -248,11 +261,7 @@ class WorkerPool:
 
     def schedule(self, trials: Sequence[Trial]) -> list[list[int]]:
         """Tasks as lists of indices into `trials`, longest first."""
-        tasks: list[list[int]] = []
-        for group in group_trials(trials, self.device):
-            pieces = self.workers if len(group.indices) >= SPLIT_MIN_TRIALS else 1
-            tasks += [group.indices[k::pieces] for k in range(pieces)]
-        return sorted(tasks, key=lambda share: -_cost([trials[i] for i in share]))
+        return schedule(trials, self.device, self.workers)
 
     def _collect(self, n: int, queued: list[_Task], shares: dict[int, list[int]],
                  on_epoch: OnEpoch | None, should_stop: Callable[[], bool] | None,
@@ -291,7 +300,7 @@ class WorkerPool:
                 self._fail(f"a worker raised:\n{payload}")
             del busy[tid]
             if kind == "done":
-                outcomes = _unpack(payload)
+                outcomes = unpack(payload)
                 for i, outcome in zip(share, outcomes, strict=True):
                     results[i] = outcome
                 if on_done is not None and not stopping:

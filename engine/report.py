@@ -62,6 +62,8 @@ def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
         "status": study.status,
         "created": study.created,
         "device": study.device,
+        "executor": study.executor,
+        "ray_address": study.ray_address,
         "counts": study.counts,
         "trials": [trial_dict(t, baseline) for t in trials],
         "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
@@ -99,6 +101,7 @@ def trial_dict(t: TrialRow, baseline: dict[str, Any]) -> dict[str, Any]:
         "epochs": t.epochs_done,
         "diverged_epoch": t.diverged_epoch,
         "error": t.error,
+        "trained_on": t.device,
     }
 
 

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from engine import eta
 from engine.config import DataConfig, TrialConfig
+from engine.launcher import RunnerOptions
 from engine.store import (
     EpochRow,
     FinishRow,
@@ -57,12 +58,20 @@ OnDone = Callable[[list[int], list[Any]], None]
 
 
 class Executor(Protocol):
-    """Where populations train. `local` today; a cluster executor plugs in here later.
+    """Where populations train: `LocalExecutor`, or `engine.ray_executor.RayExecutor`.
 
     `train` reports every epoch through on_epoch and each finished population through
     on_done(indices, outcomes) as soon as it ends, so the runner keeps finished trials while
     others still train; it raises `engine.population.Stopped` when should_stop() turns true.
+    `resolve_device` turns --device into the device the populations will train on, raising
+    `engine.devices.DeviceError` or `engine.executors.ExecutorError` for one it cannot offer.
     """
+
+    def resolve_device(self, name: str | None) -> Any: ...
+
+    def describe(self) -> str: ...
+
+    def label(self, device: Any) -> str: ...
 
     def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
               should_stop: Callable[[], bool], on_done: OnDone) -> None: ...
@@ -76,6 +85,18 @@ class LocalExecutor:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: Any = None  # an engine.parallel.WorkerPool, started on first use
+
+    def resolve_device(self, name: str | None) -> Any:
+        from engine.devices import resolve_device
+
+        return resolve_device(name or "auto")
+
+    def describe(self) -> str:
+        return f"this machine, {self.workers} worker(s)"
+
+    def label(self, device: Any) -> str:
+        """Where a trial trained, as the store records it ('cpu', 'cuda:0')."""
+        return str(device)
 
     def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
               should_stop: Callable[[], bool], on_done: OnDone) -> None:
@@ -121,28 +142,45 @@ class StopFlag:
         return self._event.is_set()
 
 
-def run_study(store: Store, study_id: int, device_name: str | None, workers: int,
+def make_executor(study: Any, options: RunnerOptions, workers: int) -> Executor:
+    """The study's executor (raises ExecutorError for a Ray that is missing or unreachable)."""
+    kind = options.executor or study.executor
+    if kind == "ray":
+        from engine.executors import ray_address
+        from engine.ray_executor import RayExecutor
+
+        return RayExecutor(ray_address(options.ray_address or study.ray_address),
+                           cpus=options.workers)
+    return LocalExecutor(workers)
+
+
+def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
               stop: StopFlag, executor: Executor | None = None) -> int:
     """Train every unfinished trial of the study. Returns the process exit code."""
     import torch
 
     from engine.data import DataError, load_splits
-    from engine.devices import DeviceError, resolve_device
+    from engine.devices import DeviceError
+    from engine.executors import ExecutorError
     from engine.population import Stopped
     from engine.reference import Trial
 
     study = store.study(study_id)
     try:
-        device = resolve_device(device_name or study.device or "auto")
-    except DeviceError as e:
+        executor = executor or make_executor(study, options, workers)
+        device = executor.resolve_device(options.device or study.device)
+    except (DeviceError, ExecutorError) as e:
+        if executor is not None:
+            executor.close()
         store.set_study_status(study_id, "failed", error=str(e))
         log.error("%s", e)
         return EXIT_INVALID
     todo = store.reset_unfinished(study_id)
     store.set_study_status(study_id, "running")
-    log.info("study %d: %d trials to train on %s", study_id, len(todo), device)
+    log.info("study %d: %d trials to train on %s, %s", study_id, len(todo), device,
+             executor.describe())
     base_dir = Path(study.preset_path).parent if study.preset_path else None
-    executor = executor or LocalExecutor(workers)
+    where = executor.label(device)
     started = time.monotonic()
     trained: list[TrialConfig] = []
     try:
@@ -158,10 +196,10 @@ def run_study(store: Store, study_id: int, device_name: str | None, workers: int
             store.save_points(study_id, rows[0].config["data"], splits.val.x.numpy(),
                               splits.val.y.numpy())
             trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
-            store.start_trials([r.id for r in rows], device=str(device),
+            store.start_trials([r.id for r in rows], device=where,
                                torch_version=torch.__version__)
             try:
-                _train_group(store, executor, rows, trials, splits, device, stop)
+                _train_group(store, executor, rows, trials, splits, device, where, stop)
             except Stopped:
                 break
             trained += [t.config for t in trials]
@@ -177,7 +215,7 @@ def run_study(store: Store, study_id: int, device_name: str | None, workers: int
     if trained:
         store.record_run(study_id, trials=len(trained),
                          trial_steps=sum(trial_steps(c) for c in trained), seconds=seconds,
-                         device=str(device), model_seconds=eta.model_seconds(trained, workers))
+                         device=where, model_seconds=eta.model_seconds(trained, workers))
     failed = store.trials(study_id, statuses=["failed"])
     store.set_study_status(study_id, "completed",
                            error=f"{len(failed)} trial(s) failed" if failed else None)
@@ -186,7 +224,7 @@ def run_study(store: Store, study_id: int, device_name: str | None, workers: int
 
 
 def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list[Any],
-                 splits: Any, device: Any, stop: StopFlag) -> None:
+                 splits: Any, device: Any, where: str, stop: StopFlag) -> None:
     """Train one data group. If training raises, retrain its unfinished trials one by one so that
     only the trials that really fail are marked failed (a trial that raises never sinks others)."""
     import torch
@@ -205,8 +243,7 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
     for i in [i for i in range(len(rows)) if i not in writer.finished]:
         single = _Writer(store, [rows[i]])
         try:
-            store.start_trials([rows[i].id], device=str(device),
-                               torch_version=torch.__version__)
+            store.start_trials([rows[i].id], device=where, torch_version=torch.__version__)
             executor.train([trials[i]], splits, device, single.epoch, stop.is_set, single.done)
         except Stopped:
             raise
@@ -284,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "(engine.launcher.Prestarted)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="override the study's executor")
+    parser.add_argument("--ray-address", default=None)
     args = parser.parse_args(argv)
     args.store = default_store_path(args.store)
     if args.study_from_stdin:
@@ -313,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     args=(args.store, args.study, token, stop, done))
             beat.start()
             try:
-                return run_study(store, args.study, args.device, workers, stop)
+                options = RunnerOptions(args.device, args.workers, args.executor,
+                                          args.ray_address)
+                return run_study(store, args.study, options, workers, stop)
             except Exception as e:
                 log.error("runner failed\n%s", traceback.format_exc())
                 store.set_study_status(args.study, "failed", error=f"{type(e).__name__}: {e}")

@@ -155,7 +155,8 @@ class Store:
     def create_study(self, *, name: str | None, preset_name: str | None, preset_path: str | None,
                      preset_text: str | None, strategy: str, seed: int, baseline: dict[str, Any],
                      spec: dict[str, Any], device: str | None,
-                     trials: Sequence[tuple[dict[str, Any], int, int]]) -> int:
+                     trials: Sequence[tuple[dict[str, Any], int, int]],
+                     executor: str = "local", ray_address: str | None = None) -> int:
         """A new study and its trials (config, seed, replicate), numbered 1..N; returns its id."""
         if name is not None and (not name.strip() or name.strip().isdigit()):
             raise BadName(f"study name {name!r} is not allowed: use letters too (plain numbers "
@@ -168,9 +169,10 @@ class Store:
                                      f"{self.path}; choose another --name")
             study_id = db.execute(
                 "INSERT INTO studies (name, preset_name, preset_path, preset_text, strategy, seed,"
-                " baseline_json, spec_json, device, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " baseline_json, spec_json, device, created, executor, ray_address)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (name, preset_name, preset_path, preset_text, strategy, seed, dumps(baseline),
-                 dumps(spec), device, now_iso())).lastrowid
+                 dumps(spec), device, now_iso(), executor, ray_address)).lastrowid
             assert study_id is not None  # an INSERT always sets it
             db.executemany(
                 "INSERT INTO trials (study_id, number, config_json, seed, replicate)"

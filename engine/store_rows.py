@@ -80,6 +80,8 @@ class StudyRow:
     status: str
     finished: str | None
     error: str | None
+    executor: str = "local"
+    ray_address: str | None = None  # None: the runner's default (engine.executors.ray_address)
     counts: dict[str, int] = field(default_factory=dict)  # trials by status, every status present
 
 
@@ -214,7 +216,8 @@ def study_row(r: Any, counts: dict[str, int]) -> StudyRow:
         preset_text=r["preset_text"], strategy=r["strategy"], seed=r["seed"],
         baseline=json.loads(r["baseline_json"]), spec=json.loads(r["spec_json"]),
         device=r["device"], created=r["created"], status=r["status"], finished=r["finished"],
-        error=r["error"], counts=counts or dict.fromkeys(TRIAL_STATUSES, 0))
+        error=r["error"], executor=r["executor"] or "local", ray_address=r["ray_address"],
+        counts=counts or dict.fromkeys(TRIAL_STATUSES, 0))
 
 
 def trial_row(r: Any) -> TrialRow:

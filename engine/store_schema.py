@@ -136,6 +136,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
         "INSERT INTO counters (name, value) VALUES ('metrics_seq', 0)",
     ),
+    (  # 2: where a study trains (NULL: local), so that `resume` and the app use the same place
+        "ALTER TABLE studies ADD COLUMN executor TEXT",
+        "ALTER TABLE studies ADD COLUMN ray_address TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
-from engine.launcher import start_runner
+from engine.launcher import RunnerOptions, start_runner
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset, parse_preset
 from engine.store import EpochRow, FinishRow, Store, encode_weights
@@ -99,7 +99,7 @@ def tiny_study(store: Store, **overrides: Any) -> int:
 
 def trained_tiny(store: Store) -> int:
     study_id = tiny_study(store)
-    assert start_runner(store.path, study_id, device="cpu").wait(timeout=120) == 0
+    assert start_runner(store.path, study_id, RunnerOptions(device="cpu")).wait(timeout=120) == 0
     return study_id
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable
 
-from engine.launcher import start_runner
+from engine.launcher import RunnerOptions, start_runner
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset
 from engine.space import ACTIVATIONS
@@ -61,7 +61,7 @@ def test_grid_and_extent_cover_the_points() -> None:
 
 def test_map_accuracy_equals_the_trainers_validation_accuracy(store: Store) -> None:
     study_id = actions.create_study(store, load_preset(resolve_preset_arg("tiny")))
-    assert start_runner(store.path, study_id, device="cpu").wait(timeout=120) == 0
+    assert start_runner(store.path, study_id, RunnerOptions(device="cpu")).wait(timeout=120) == 0
     for trial in store.trials(study_id):
         data = load_map(store, study_id, trial)
         assert data.points is not None and data.problem() is None

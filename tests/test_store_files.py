@@ -75,9 +75,9 @@ def test_migrations_run_in_order_in_one_transaction(tmp_path: Path,
     path = filled_store(tmp_path / "store.db")
     v2 = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)")
     monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, v2])
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with Store(path) as s:
-        assert s._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
         assert s._db.execute("SELECT x FROM extra").fetchone()[0] == 1
         assert len(s.studies()) == 1  # the data came along
 
@@ -86,11 +86,11 @@ def test_failed_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     path = filled_store(tmp_path / "store.db")
     broken = ("CREATE TABLE half_done (x INTEGER)", "THIS IS NOT SQL")
     monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, broken])
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="syntax error"):
         Store(path)
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     half = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()
     assert half[0] == 0
     db.close()

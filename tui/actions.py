@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from engine import eta, strategies
 from engine.config import TrialConfig
-from engine.launcher import start_runner, stop_runner
+from engine.launcher import RunnerOptions, start_runner, stop_runner
 from engine.presets import Preset
 from engine.store import Store
 
@@ -44,20 +44,28 @@ def cost(preset: Preset) -> Cost:
 
 
 def create_study(store: Store, preset: Preset, *, name: str | None = None,
-                 device: str = "auto", plan: strategies.Plan | None = None) -> int:
-    """The same steps as `hp-tui run`: plan the trials and write the study; returns its id."""
+                 device: str = "auto", plan: strategies.Plan | None = None,
+                 executor: str = "local", ray_address: str | None = None) -> int:
+    """The same steps as `hp-tui run`: plan the trials and write the study; returns its id.
+    A Ray study records its cluster (engine.executors.ray_address) so that resuming it, from
+    here or from the app, goes back to the same one."""
     plan = plan or strategies.plan(preset.config, preset.study)
+    if executor == "ray":
+        from engine.executors import ray_address as resolved
+
+        ray_address = resolved(ray_address)
     return store.create_study(
         name=name, preset_name=preset.name,
         preset_path=str(preset.path.resolve()) if preset.path else None,
         preset_text=preset.text, strategy=plan.strategy, seed=preset.study.seed,
         baseline=preset.config.to_dict(), spec=preset.study.to_dict(), device=device,
-        trials=[(t.config.to_dict(), t.seed, t.replicate) for t in plan.trials])
+        trials=[(t.config.to_dict(), t.seed, t.replicate) for t in plan.trials],
+        executor=executor, ray_address=ray_address)
 
 
 def launch(store: Store, study_id: int, device: str | None = None) -> int:
     """Start the study's runner detached; returns its pid. It outlives the app."""
-    return start_runner(store.path, study_id, device=device).pid
+    return start_runner(store.path, study_id, RunnerOptions(device=device)).pid
 
 
 def runner_pid(store: Store, study_id: int) -> int | None:

@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--store", metavar="PATH",
                        help="store file (default: $HP_TUI_STORE or ./.hp-tui/store.db)")
 
+    def executor_opts(p: argparse.ArgumentParser, resuming: bool = False) -> None:
+        p.add_argument("--executor", choices=("local", "ray"),
+                       default=None if resuming else "local",
+                       help="the study's executor, to change it" if resuming else
+                       "where populations train: this machine (local, the default) or a Ray "
+                       "cluster (ray; pip install 'hp-tui[ray]')")
+        p.add_argument("--ray-address", metavar="ADDR",
+                       help="the Ray cluster's head, HOST:PORT as `ray start --head` prints it "
+                            "(default: $RAY_ADDRESS, else a private Ray on this machine)")
+
     def json_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -62,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto",
                      help="auto, cpu, cuda, cuda:N or mps (default auto)")
     run.add_argument("--workers", type=int, metavar="N",
-                     help="training processes (default: one per core, CPU only)")
+                     help="training processes (default: one per core, CPU only); with "
+                          "--executor ray and no cluster address, the local Ray's CPUs")
+    executor_opts(run)
     run.add_argument("--detach", action="store_true",
                      help="start the study in the background, print its number and return")
     store_opt(run)
@@ -72,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("study", metavar="STUDY")
     resume.add_argument("--device", help="override the study's device")
     resume.add_argument("--workers", type=int, metavar="N")
+    executor_opts(resume, resuming=True)
     resume.add_argument("--detach", action="store_true")
     store_opt(resume)
     json_opt(resume)
@@ -146,8 +159,17 @@ def _prestart_runner(args: argparse.Namespace) -> Any:
 
     from engine.launcher import Prestarted
 
-    return Prestarted(Path(args.store) if args.store else None, device=args.device,
-                      workers=args.workers)
+    return Prestarted(Path(args.store) if args.store else None, runner_options(args))
+
+
+def runner_options(args: argparse.Namespace) -> Any:
+    """The runner's overrides from `run`'s or `resume`'s options."""
+    from engine.launcher import RunnerOptions
+
+    return RunnerOptions(device=getattr(args, "device", None),
+                         workers=getattr(args, "workers", None),
+                         executor=getattr(args, "executor", None),
+                         ray_address=getattr(args, "ray_address", None))
 
 
 def _open_app(store: str | None) -> int:

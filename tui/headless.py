@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.preset_library import resolve_preset_arg
     from engine.presets import load_preset, with_overrides
 
-    _check_device(args.device)
+    _check_placement(args.executor, args.ray_address, args.device)
     path = resolve_preset_arg(args.preset)
     preset = with_overrides(load_preset(path), strategy=args.strategy, seeds=args.seeds,
                             samples=args.samples)
@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
              f"ETA {estimate.human()}")
         study_id = actions.create_study(store, preset, name=args.name, device=args.device,
-                                        plan=plan)
+                                        plan=plan, executor=args.executor,
+                                        ray_address=args.ray_address)
         return _launch_and_follow(store, study_id, args)
 
 
@@ -89,8 +90,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if not todo:
             _say(f"study {study.id}: every trial is finished; nothing to resume")
             return _print_result(store, study.id, args.json)
-        if args.device:
-            _check_device(args.device)
+        _check_placement(args.executor or study.executor,
+                         args.ray_address or (study.ray_address if not args.executor else None),
+                         args.device)
         _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
         return _launch_and_follow(store, study.id, args)
 
@@ -102,8 +104,9 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) ->
     if prestarted is not None:
         proc = prestarted.launch(store.path, study_id)
     else:
-        proc = start_runner(store.path, study_id, device=getattr(args, "device", None),
-                            workers=getattr(args, "workers", None))
+        from tui.cli import runner_options
+
+        proc = start_runner(store.path, study_id, runner_options(args))
     if args.detach:
         if args.json:
             print(json.dumps({"study": study_id, "pid": proc.pid,
@@ -295,6 +298,23 @@ def _say(message: str) -> None:
 
 def _workers(args: argparse.Namespace) -> int:
     return int(args.workers) if getattr(args, "workers", None) else actions.workers()
+
+
+def _check_placement(executor: str, ray_address: str | None, device: str | None) -> None:
+    """Refuse an executor or device that cannot work before anything is written."""
+    from engine.executors import ExecutorError, check_executor
+
+    try:
+        check_executor(executor, ray_address)
+    except ExecutorError as e:
+        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+    if executor == "ray":
+        if device and device.startswith("cuda:"):
+            raise UserError(f"--device {device}: with --executor ray use --device cuda; Ray "
+                            "gives each task a GPU of the node it runs on",
+                            exitcodes.INVALID_INPUT)
+        return  # the cluster's devices, which the runner checks when it connects
+    _check_device(device)
 
 
 def _check_device(device: str | None) -> None:

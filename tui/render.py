@@ -43,7 +43,12 @@ def fmt_pct(x: float | None) -> str:
 def print_study(data: dict[str, Any]) -> None:
     console = _console()
     title = f"study {data['study']}" + (f" '{data['name']}'" if data.get("name") else "")
-    console.print(f"[bold]{title}[/]: {data['preset']}, {data['strategy']}, {data['status']}")
+    where = ""
+    if data.get("executor") == "ray":
+        address = data.get("ray_address")
+        where = ", on a private Ray" if address in (None, "local") else f", on Ray {address}"
+    console.print(f"[bold]{title}[/]: {data['preset']}, {data['strategy']}, {data['status']}"
+                  f"{where}")
     console.print(trials_table(data))
     if data.get("impact"):
         console.print(impact_table(data))
