@@ -36,6 +36,14 @@ def ray_address(given: str | None) -> str:
     return (given or os.environ.get("RAY_ADDRESS") or LOCAL_RAY).strip()
 
 
+def where(executor: str | None, address: str | None) -> str:
+    """Where a study trains, for status lines: '' (this machine), 'on a private Ray' or
+    'on Ray HOST:PORT'."""
+    if executor != "ray":
+        return ""
+    return "on a private Ray" if address in (None, LOCAL_RAY) else f"on Ray {address}"
+
+
 def check_executor(executor: str, address: str | None) -> None:
     """Refuse what is sure to fail: an unknown executor, Ray missing, or a cluster that does not
     answer (Ray itself would wait minutes on a wrong address before saying so)."""

@@ -111,7 +111,7 @@ class RayExecutor:
 
     def __init__(self, address: str, cpus: int | None = None) -> None:
         self.address = address
-        self._ray = _import_ray()
+        self._ray = _import_ray(address)
         self._connected_here = False
         if not self._ray.is_initialized():
             _connect(self._ray, address, cpus)
@@ -253,8 +253,9 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [""])[0]
 
 
-def _import_ray() -> Any:
-    _use_token_if_any()  # before the import: Ray reads its auth mode when it loads
+def _import_ray(address: str) -> Any:
+    if address != LOCAL_RAY:  # a private Ray makes and uses its own token
+        _use_token_if_any()  # before the import: Ray reads its auth mode when it loads
     try:
         import ray
     except ImportError:

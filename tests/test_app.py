@@ -395,6 +395,27 @@ def test_run_screen_reads_a_study_whose_runner_died(store: Store) -> None:
     run(go())
 
 
+def test_a_ray_study_resumed_from_the_run_screen_trains_on_ray(store: Store) -> None:
+    """The app starts runners without knowing about executors: the study's record decides."""
+    preset = load_preset(resolve_preset_arg("tiny"))
+    study_id = actions.create_study(store, preset, device="cpu", executor="ray")
+    assert store.study(study_id).ray_address == "local"  # a private Ray on this machine
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(RunScreen(study_id))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.check_action("resume", ()) is True)
+            assert "on a private Ray" in text_of(app, "#run-status")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: store.study(study_id).status == "completed",
+                           timeout=120)
+            await wait_for(pilot, lambda: "4/4 trials" in text_of(app, "#run-status"))
+    run(go())
+    assert {t.device for t in store.trials(study_id)} == {"ray:cpu"}
+
+
 # -- results, compare, vault ---------------------------------------------------------------------
 
 def test_results_show_impact_heatmap_sorting_and_export(store: Store, tmp_path: Path) -> None:

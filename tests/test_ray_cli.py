@@ -172,6 +172,10 @@ def test_cluster_study_equals_the_local_one(head: str, store: Path, tmp_path: Pa
     assert f"the Ray cluster {head}: 1 node(s), 2 CPUs" in log
     table = hp("show", "2", store=store).out
     assert f"on Ray {head}" in table
+    # the vault reads the stored weights here, whichever machine trained them
+    vault = hp("vault", "2", "--trial", "1", "--yes", "--json", store=store)
+    assert vault.code == 0, vault.err
+    assert 0.0 <= vault.json()["test_acc"] <= 1.0
 
 
 def test_a_killed_worker_is_rerun_and_the_study_completes(head: str, store: Path,

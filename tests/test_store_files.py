@@ -350,3 +350,18 @@ def test_store_imports_no_torch() -> None:
             "assert not heavy, heavy\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def test_a_v1_store_upgrades_and_its_studies_train_locally(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as m:  # a store written before studies recorded their executor
+        m.setattr(store_schema, "MIGRATIONS", store_schema.MIGRATIONS[:1])
+        m.setattr(store_schema, "SCHEMA_VERSION", 1)
+        path = filled_store(tmp_path / "store.db")
+    with Store(path) as s:
+        [study] = s.studies()
+        assert (study.executor, study.ray_address) == ("local", None)
+        new = s.create_study(name="on ray", preset_name="p", preset_path=None, preset_text="",
+                             strategy="single", seed=0, baseline={}, spec={}, device="cpu",
+                             trials=[], executor="ray", ray_address="10.0.0.5:6379")
+        assert (s.study(new).executor, s.study(new).ray_address) == ("ray", "10.0.0.5:6379")

@@ -66,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                             samples=args.samples)
     plan = strategies.plan(preset.config, preset.study)
     with open_store(args.store) as store:
-        estimate = eta.estimate([t.config for t in plan.trials], _past_runs(store, args.device),
+        estimate = eta.estimate([t.config for t in plan.trials],
+                                _past_runs(store, on_ray=args.executor == "ray"),
                                 workers=_workers(args))
         _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
              f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
@@ -339,7 +340,9 @@ def _check_device(device: str | None) -> None:
                     exitcodes.INVALID_INPUT)
 
 
-def _past_runs(store: Store, device: str | None) -> list[tuple[float, float]]:
-    """(measured, modelled) seconds of recent runs, to calibrate the ETA to this machine."""
-    return [(r["seconds"], r["model_seconds"]) for r in store.runs(limit=5)
-            if r["model_seconds"]]
+def _past_runs(store: Store, *, on_ray: bool) -> list[tuple[float, float]]:
+    """(measured, modelled) seconds of recent runs, to calibrate the ETA to this machine; runs on
+    Ray (recorded as 'ray:cpu', 'ray:cuda') calibrate only Ray studies, and local ones local."""
+    runs = [r for r in store.runs(limit=20) if r["model_seconds"]
+            and r["device"].startswith("ray:") == on_ray]
+    return [(r["seconds"], r["model_seconds"]) for r in runs[:5]]

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine import executors
 from engine.report import varying_keys
 
 MAX_TRIAL_ROWS = 30
@@ -43,12 +44,9 @@ def fmt_pct(x: float | None) -> str:
 def print_study(data: dict[str, Any]) -> None:
     console = _console()
     title = f"study {data['study']}" + (f" '{data['name']}'" if data.get("name") else "")
-    where = ""
-    if data.get("executor") == "ray":
-        address = data.get("ray_address")
-        where = ", on a private Ray" if address in (None, "local") else f", on Ray {address}"
+    place = executors.where(data.get("executor"), data.get("ray_address"))
     console.print(f"[bold]{title}[/]: {data['preset']}, {data['strategy']}, {data['status']}"
-                  f"{where}")
+                  + (f", {place}" if place else ""))
     console.print(trials_table(data))
     if data.get("impact"):
         console.print(impact_table(data))

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from engine import executors
 from engine.config import TrialConfig
 from engine.launcher import pid_alive
 from engine.report import changes, flat_config, varying_keys
@@ -189,9 +190,10 @@ class RunScreen(Screen[None]):
         runner = "runner alive" if self.runner_alive else "no runner"
         if s.status == "running" and not self.runner_alive:
             runner = "[red]runner gone[/] (r resumes)"
+        place = executors.where(s.executor, s.ray_address)
         self.query_one("#run-status", Static).update(
             f"study {s.id} {s.preset_name or ''} ({s.strategy}): {styled_status(s.status)}, "
-            f"{done}/{total} trials{extra}; {runner}"
+            f"{done}/{total} trials{extra}; {runner}" + (f" {place}" if place else "")
             + (f"  [red]{s.error}[/]" if s.error else ""))
         epochs = sum(t.epochs_done for t in self.trials.values())
         self.query_one("#run-progress", ProgressBar).update(progress=epochs)
