@@ -354,10 +354,13 @@ def test_store_imports_no_torch() -> None:
 
 def test_a_v1_store_upgrades_and_its_studies_train_locally(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "store.db"
     with monkeypatch.context() as m:  # a store written before studies recorded their executor
         m.setattr(store_schema, "MIGRATIONS", store_schema.MIGRATIONS[:1])
         m.setattr(store_schema, "SCHEMA_VERSION", 1)
-        path = filled_store(tmp_path / "store.db")
+        Store(path).close()
+    raw_sql(path, "INSERT INTO studies (name, strategy, seed, baseline_json, spec_json, device,"
+                  " created) VALUES ('old', 'single', 0, '{}', '{}', 'cpu', '2026-01-01')")
     with Store(path) as s:
         [study] = s.studies()
         assert (study.executor, study.ray_address) == ("local", None)
