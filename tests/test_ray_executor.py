@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -184,3 +186,13 @@ def test_a_raising_trainer_is_not_rerun(executor, splits, caplog):
         run(executor, trials, broken)
     assert "rerunning" not in caplog.text
     assert MAX_ATTEMPTS > 1
+
+
+def test_benchmark_smoke():
+    """benchmarks/bench_ray.py --quick runs, and finds both executors' numbers identical."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_ray.py"), "--quick"],
+                         capture_output=True, text=True, timeout=240, cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "identical results on both executors: yes" in out.stdout
+    assert "ms/p" in out.stdout
