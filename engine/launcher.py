@@ -41,6 +41,12 @@ class RunnerOptions:
     executor: str | None = None
     ray_address: str | None = None
 
+    @classmethod
+    def from_args(cls, args: Any) -> RunnerOptions:
+        """From `hp-tui run`'s or `resume`'s parsed options."""
+        return cls(*(getattr(args, name, None)
+                     for name in ("device", "workers", "executor", "ray_address")))
+
     def args(self) -> list[str]:
         pairs = [("--device", self.device), ("--workers", self.workers),
                  ("--executor", self.executor), ("--ray-address", self.ray_address)]

@@ -233,17 +233,19 @@ def test_without_ray_the_message_says_how_to_install(store: Path) -> None:
     assert not store.exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "nothing answers there"),
-    (["--executor", "ray", "--ray-address", "headnode"], "expected HOST:PORT"),
-    (["--ray-address", "127.0.0.1:6379"], "--ray-address needs --executor ray"),
-    (["--executor", "ray", "--device", "cuda:1"], "use --device cuda"),
+@pytest.mark.parametrize(("args", "message", "code"), [
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "nothing answers there", 3),
+    (["--executor", "ray", "--ray-address", "headnode"], "expected HOST:PORT", 3),
+    (["--ray-address", "127.0.0.1:6379"], "--ray-address needs --executor ray", 3),
+    (["--executor", "ray", "--device", "cuda:1"], "use --device cuda", 3),
+    (["--executor", "ray", "--device", "mps"], "trains on auto, cpu or cuda", 3),
+    (["--executor", "dask"], "invalid choice: 'dask'", 2),  # a usage error, as argparse says
 ])
 def test_bad_cluster_options_are_refused_before_anything_is_written(
-        store: Path, args: list[str], message: str) -> None:
+        store: Path, args: list[str], message: str, code: int) -> None:
     started = time.monotonic()
     r = hp("run", "tiny", *args, store=store)
-    assert r.code == 3, r.err
+    assert r.code == code, r.err
     assert message in r.err and "Traceback" not in r.err
     assert not store.exists()
     assert time.monotonic() - started < 60  # Ray itself would retry a dead address for minutes

@@ -157,19 +157,9 @@ def _prestart_runner(args: argparse.Namespace) -> Any:
     (torch, ~1 s) then overlap ours, and it waits for the study's number (engine.launcher)."""
     from pathlib import Path
 
-    from engine.launcher import Prestarted
+    from engine.launcher import Prestarted, RunnerOptions
 
-    return Prestarted(Path(args.store) if args.store else None, runner_options(args))
-
-
-def runner_options(args: argparse.Namespace) -> Any:
-    """The runner's overrides from `run`'s or `resume`'s options."""
-    from engine.launcher import RunnerOptions
-
-    return RunnerOptions(device=getattr(args, "device", None),
-                         workers=getattr(args, "workers", None),
-                         executor=getattr(args, "executor", None),
-                         ray_address=getattr(args, "ray_address", None))
+    return Prestarted(Path(args.store) if args.store else None, RunnerOptions.from_args(args))
 
 
 def _open_app(store: str | None) -> int:

@@ -99,15 +99,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) -> int:
-    from engine.launcher import log_path, start_runner, stop_runner
+    from engine.launcher import RunnerOptions, log_path, start_runner, stop_runner
 
     prestarted = getattr(args, "prestarted", None)  # `run` starts its runner first thing
     if prestarted is not None:
         proc = prestarted.launch(store.path, study_id)
     else:
-        from tui.cli import runner_options
-
-        proc = start_runner(store.path, study_id, runner_options(args))
+        proc = start_runner(store.path, study_id, RunnerOptions.from_args(args))
     if args.detach:
         if args.json:
             print(json.dumps({"study": study_id, "pid": proc.pid,
@@ -313,6 +311,9 @@ def _check_placement(executor: str, ray_address: str | None, device: str | None)
         if device and device.startswith("cuda:"):
             raise UserError(f"--device {device}: with --executor ray use --device cuda; Ray "
                             "gives each task a GPU of the node it runs on",
+                            exitcodes.INVALID_INPUT)
+        if device not in (None, "auto", "cpu", "cuda"):
+            raise UserError(f"--device {device}: the ray executor trains on auto, cpu or cuda",
                             exitcodes.INVALID_INPUT)
         return  # the cluster's devices, which the runner checks when it connects
     _check_device(device)
