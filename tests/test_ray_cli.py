@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import env_for, hp, wait_for
-from tests.test_ray_executor import population_pids
+from tests.proc_helpers import all_pids, cmdline, parent, population_pids
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -95,24 +95,6 @@ def head_pids(temp: str) -> set[int]:
         found |= more
         grew = bool(more)
     return found
-
-
-def all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def raylets() -> list[int]:

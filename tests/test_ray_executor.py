@@ -24,6 +24,7 @@ from engine.population import Stopped
 from engine.ray_executor import MAX_ATTEMPTS, PopulationsFailed, RayExecutor
 from engine.reference import Trial
 from engine.runner import LocalExecutor
+from tests.proc_helpers import population_pids
 
 DATA = DataConfig(train_size=200, val_size=100)
 CPU = torch.device("cpu")
@@ -82,34 +83,6 @@ def assert_same(a: Recorder, b: Recorder, n: int) -> None:
         assert a.outcomes[i].status == b.outcomes[i].status
         for (wa, ba), (wb, bb) in zip(a.outcomes[i].weights, b.outcomes[i].weights, strict=True):
             assert torch.equal(wa, wb) and torch.equal(ba, bb)
-
-
-def population_pids(ancestor: int | None = None) -> list[int]:
-    """Ray workers executing one of our tasks (Ray names the process after the task), among the
-    descendants of `ancestor` (default: this process, which started the private Ray)."""
-    ancestor = ancestor or os.getpid()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"ray::hp-tui-population") and descends(int(entry), ancestor):
-                pids.append(int(entry))
-    return pids
-
-
-def descends(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: ppid
-    return False
 
 
 def test_results_equal_the_local_executor(executor, splits):

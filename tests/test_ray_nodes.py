@@ -19,7 +19,8 @@ from engine.data import load_splits
 from engine.ray_executor import RayExecutor
 from engine.reference import Trial
 from engine.runner import LocalExecutor
-from tests.test_ray_executor import CPU, Recorder, assert_same, population_pids
+from tests.proc_helpers import population_pids
+from tests.test_ray_executor import CPU, Recorder, assert_same
 
 DATA = DataConfig(train_size=200, val_size=100)
 
