@@ -416,6 +416,29 @@ def test_a_ray_study_resumed_from_the_run_screen_trains_on_ray(store: Store) -> 
     assert {t.device for t in store.trials(study_id)} == {"ray:cpu"}
 
 
+def test_the_app_launches_on_the_ray_it_was_opened_with(store: Store) -> None:
+    """`hp-tui --executor ray`: the form says where a launch goes, and the study goes there."""
+    preset = load_preset(resolve_preset_arg("tiny"))
+
+    async def go() -> int:
+        app = HpTuiApp(store=store, placement=actions.Placement("ray"))
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(FormScreen(preset))
+            await pilot.pause()
+            assert "launches on a private Ray" in text_of(app, "#cost")
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), timeout=10)
+            study_id = app.screen.study_id
+            await wait_for(pilot, lambda: store.study(study_id).status == "completed",
+                           timeout=120)
+            return study_id
+
+    study_id = run(go())
+    study = store.study(study_id)
+    assert (study.executor, study.ray_address) == ("ray", "local")
+    assert {t.device for t in store.trials(study_id)} == {"ray:cpu"}
+
+
 # -- results, compare, vault ---------------------------------------------------------------------
 
 def test_results_show_impact_heatmap_sorting_and_export(store: Store, tmp_path: Path) -> None:

@@ -231,3 +231,14 @@ def test_bad_cluster_options_are_refused_before_anything_is_written(
     assert message in r.err and "Traceback" not in r.err
     assert not store.exists()
     assert time.monotonic() - started < 60  # Ray itself would retry a dead address for minutes
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "nothing answers there"),
+    (["--ray-address", "127.0.0.1:6379"], "--ray-address needs --executor ray"),
+])
+def test_the_app_refuses_a_bad_cluster_before_it_opens(store: Path, args: list[str],
+                                                       message: str) -> None:
+    r = hp(*args, store=store)  # no command: the app, which would need a terminal
+    assert r.code == 3 and message in r.err and "Traceback" not in r.err
+    assert not store.exists()

@@ -35,6 +35,22 @@ def workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the app's launches train: `hp-tui --executor ray [--ray-address ADDR]`."""
+
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def where(self) -> str:
+        """'' for this machine, else 'on Ray HOST:PORT' or 'on a private Ray'."""
+        from engine import executors
+
+        if self.executor != "ray":
+            return ""
+        return executors.where("ray", executors.ray_address(self.ray_address))
+
+
 def cost(preset: Preset) -> Cost:
     plan = strategies.plan(preset.config, preset.study)
     seconds = eta.estimate([t.config for t in plan.trials], None, workers=workers()).seconds

@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.store import Store, StoreError, default_store_path
 from tui import exitcodes
+from tui.actions import Placement
 from tui.screens.too_small import TooSmallScreen
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
@@ -35,9 +36,11 @@ class HpTuiApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
     ]
 
-    def __init__(self, store_path: Path | None = None, store: Store | None = None) -> None:
+    def __init__(self, store_path: Path | None = None, store: Store | None = None,
+                 placement: Placement | None = None) -> None:
         super().__init__()
         self.store = store or Store(default_store_path(store_path))
+        self.placement = placement or Placement()  # where studies launched here train
         self._too_small: TooSmallScreen | None = None
 
     def get_default_screen(self) -> Screen:
@@ -101,8 +104,17 @@ class HpTuiApp(App[int]):
                         severity="error", timeout=10)
 
 
-def run_app(store_path: Path | None = None) -> int:
-    """Open the app on the store (--store, else $HP_TUI_STORE, else ./.hp-tui/store.db)."""
+def run_app(store_path: Path | None = None, placement: Placement | None = None) -> int:
+    """Open the app on the store (--store, else $HP_TUI_STORE, else ./.hp-tui/store.db); studies
+    launched from it train where `placement` says (default: this machine)."""
+    from engine.executors import ExecutorError, check_executor
+
+    placement = placement or Placement()
+    try:
+        check_executor(placement.executor, placement.ray_address)
+    except ExecutorError as e:
+        print(f"hp-tui: {e}", file=sys.stderr)
+        return exitcodes.INVALID_INPUT
     path = default_store_path(store_path)
     try:
         store = Store(path)
@@ -110,5 +122,5 @@ def run_app(store_path: Path | None = None) -> int:
         print(f"hp-tui: {e}", file=sys.stderr)
         return exitcodes.STORE
     with store:
-        result = HpTuiApp(path, store=store).run()
+        result = HpTuiApp(path, store=store, placement=placement).run()
     return int(result or exitcodes.OK)

@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--store", dest="app_store", metavar="PATH",
                         help="the app's store (default: $HP_TUI_STORE or ./.hp-tui/store.db)")
+    parser.add_argument("--executor", dest="app_executor", choices=("local", "ray"),
+                        default="local", help="where studies launched from the app train")
+    parser.add_argument("--ray-address", dest="app_ray_address", metavar="ADDR",
+                        help="with --executor ray: the cluster's head, HOST:PORT")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -130,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _open_app(args.app_store)
+        return _open_app(args.app_store, args.app_executor, args.app_ray_address)
     if args.command == "run":
         args.prestarted = _prestart_runner(args)
     from tui import headless
@@ -162,12 +166,13 @@ def _prestart_runner(args: argparse.Namespace) -> Any:
     return Prestarted(Path(args.store) if args.store else None, RunnerOptions.from_args(args))
 
 
-def _open_app(store: str | None) -> int:
+def _open_app(store: str | None, executor: str, ray_address: str | None) -> int:
     from pathlib import Path
 
+    from tui.actions import Placement
     from tui.app import run_app
 
-    return int(run_app(Path(store) if store else None))
+    return int(run_app(Path(store) if store else None, Placement(executor, ray_address)))
 
 
 if __name__ == "__main__":

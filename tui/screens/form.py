@@ -114,8 +114,10 @@ class FormScreen(Screen[None]):
             return
         try:
             line = actions.cost(self.preset).line()
+            place = self.app.placement.where()  # type: ignore[attr-defined]
             n = len(self.current_predictions())
-            cost.update(line + (f"\npredictions: {n} recorded (ctrl+r)" if n else ""))
+            cost.update(line + (f"\nlaunches {place}" if place else "")
+                        + (f"\npredictions: {n} recorded (ctrl+r)" if n else ""))
         except ValueError as e:
             self.preset = None
             cost.update(f"[red]invalid:[/] {e}")
@@ -190,7 +192,9 @@ class FormScreen(Screen[None]):
             return
         store = self.app.store  # type: ignore[attr-defined]
         try:
-            study_id = actions.create_study(store, self.preset)
+            placement = self.app.placement  # type: ignore[attr-defined]
+            study_id = actions.create_study(store, self.preset, executor=placement.executor,
+                                            ray_address=placement.ray_address)
             predictions = self.current_predictions()
             if predictions:  # written before the runner starts: a guess, not a look back
                 store.set_predictions(study_id, predictions)
