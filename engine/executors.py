@@ -44,6 +44,16 @@ def where(executor: str | None, address: str | None) -> str:
     return "on a private Ray" if address in (None, LOCAL_RAY) else f"on Ray {address}"
 
 
+def check_ray_device(device: str | None) -> None:
+    """Refuse a --device that a Ray task cannot be given: Ray picks each task's GPU itself."""
+    text = (device or "auto").strip().lower()
+    if text.startswith("cuda:"):
+        raise ExecutorError(f"--device {device}: with --executor ray use --device cuda; Ray "
+                            "gives each task a GPU of the node it runs on")
+    if text not in ("auto", "cpu", "cuda"):
+        raise ExecutorError(f"--device {device}: the ray executor trains on auto, cpu or cuda")
+
+
 def check_executor(executor: str, address: str | None) -> None:
     """Refuse what is sure to fail: an unknown executor, Ray missing, or a cluster that does not
     answer (Ray itself would wait minutes on a wrong address before saying so)."""

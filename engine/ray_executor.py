@@ -26,14 +26,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.data import Splits
-from engine.executors import INSTALL_RAY, LOCAL_RAY, ExecutorError, probe
+from engine.executors import INSTALL_RAY, LOCAL_RAY, ExecutorError, check_ray_device, probe
 from engine.parallel import pack, schedule, unpack
 from engine.population import OnEpoch, Stopped, train_population
 from engine.reference import Trial, TrialOutcome
@@ -102,7 +102,7 @@ def train_task(trials: list[Trial], splits: Splits, device: str,
 class _Attempt:
     share: list[int]  # indices into the caller's trials
     number: int  # 1 for the first run of this population
-    epochs: list[int] = field(default_factory=list)  # epochs this attempt has reported, per trial
+    epochs: list[int]  # epochs this attempt has reported, per trial of the share
     where: str = "a node"
 
 
@@ -121,19 +121,15 @@ class RayExecutor:
 
     def resolve_device(self, name: str | None) -> torch.device:
         """The device each task trains on: the cluster's, not this machine's."""
+        check_ray_device(name)
         text = (name or "auto").strip().lower()
         gpus = int(self._ray.cluster_resources().get("GPU", 0))
         if text == "cpu" or (text == "auto" and not gpus):
             return torch.device("cpu")
-        if text in ("auto", "cuda"):
-            if not gpus:
-                raise ExecutorError(f"--device {name}: the Ray cluster at {self.address} has no "
-                                    "GPU; use --device cpu or auto")
-            return torch.device("cuda")
-        if text.startswith("cuda:"):
-            raise ExecutorError(f"--device {name}: with --executor ray use --device cuda; Ray "
-                                "gives each task a GPU of the node it runs on")
-        raise ExecutorError(f"--device {name}: the ray executor trains on cpu or cuda")
+        if not gpus:
+            raise ExecutorError(f"--device {name}: the Ray cluster at {self.address} has no "
+                                "GPU; use --device cpu or auto")
+        return torch.device("cuda")
 
     def describe(self) -> str:
         resources = self._ray.cluster_resources()

@@ -139,6 +139,15 @@ def show(store: Path, study: int = 1) -> dict:
     return hp("show", str(study), "--json", store=store).json()
 
 
+def start_slow_study(head: str, store: Path, tmp_path: Path) -> tuple[str, int]:
+    """`hp-tui run SLOW --detach` on the cluster: the preset's path and the runner's pid."""
+    path = preset(tmp_path, SLOW)
+    r = hp("run", path, "--detach", "--json", "--executor", "ray", "--ray-address", head,
+           store=store)
+    assert r.code == 0, r.err
+    return path, int(json.loads(r.out)["pid"])
+
+
 def test_cluster_study_equals_the_local_one(head: str, store: Path, tmp_path: Path) -> None:
     path = preset(tmp_path, QUICK)
     local = hp("run", path, "--json", store=store)
@@ -162,10 +171,7 @@ def test_cluster_study_equals_the_local_one(head: str, store: Path, tmp_path: Pa
 
 def test_a_killed_worker_is_rerun_and_the_study_completes(head: str, store: Path,
                                                           tmp_path: Path) -> None:
-    path = preset(tmp_path, SLOW)
-    r = hp("run", path, "--detach", "--json", "--executor", "ray", "--ray-address", head,
-           store=store)
-    assert r.code == 0, r.err
+    path, _runner = start_slow_study(head, store, tmp_path)
     wait_for(lambda: any(t["epochs"] > 2 for t in show(store)["trials"]), timeout=120)
     victims = cluster_population_pids()
     assert victims, "no Ray worker is training the study"
@@ -185,11 +191,7 @@ def test_a_killed_worker_is_rerun_and_the_study_completes(head: str, store: Path
 
 def test_stop_ends_the_tasks_and_resume_goes_back_to_the_cluster(head: str, store: Path,
                                                                  tmp_path: Path) -> None:
-    path = preset(tmp_path, SLOW)
-    r = hp("run", path, "--detach", "--json", "--executor", "ray", "--ray-address", head,
-           store=store)
-    assert r.code == 0, r.err
-    runner = json.loads(r.out)["pid"]
+    _path, runner = start_slow_study(head, store, tmp_path)
     wait_for(lambda: any(t["epochs"] > 0 for t in show(store)["trials"]), timeout=120)
     working = wait_for(cluster_population_pids, timeout=30)
     os.kill(runner, signal.SIGTERM)  # what `hp-tui`'s stop and Ctrl-C do

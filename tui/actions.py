@@ -46,9 +46,7 @@ class Placement:
         """'' for this machine, else 'on Ray HOST:PORT' or 'on a private Ray'."""
         from engine import executors
 
-        if self.executor != "ray":
-            return ""
-        return executors.where("ray", executors.ray_address(self.ray_address))
+        return executors.where(self.executor, executors.ray_address(self.ray_address))
 
 
 def cost(preset: Preset) -> Cost:

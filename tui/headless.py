@@ -301,21 +301,15 @@ def _workers(args: argparse.Namespace) -> int:
 
 def _check_placement(executor: str, ray_address: str | None, device: str | None) -> None:
     """Refuse an executor or device that cannot work before anything is written."""
-    from engine.executors import ExecutorError, check_executor
+    from engine.executors import ExecutorError, check_executor, check_ray_device
 
     try:
         check_executor(executor, ray_address)
+        if executor == "ray":
+            check_ray_device(device)  # the cluster's GPUs are the runner's to check, connected
+            return
     except ExecutorError as e:
         raise UserError(str(e), exitcodes.INVALID_INPUT) from None
-    if executor == "ray":
-        if device and device.startswith("cuda:"):
-            raise UserError(f"--device {device}: with --executor ray use --device cuda; Ray "
-                            "gives each task a GPU of the node it runs on",
-                            exitcodes.INVALID_INPUT)
-        if device not in (None, "auto", "cpu", "cuda"):
-            raise UserError(f"--device {device}: the ray executor trains on auto, cpu or cuda",
-                            exitcodes.INVALID_INPUT)
-        return  # the cluster's devices, which the runner checks when it connects
     _check_device(device)
 
 
