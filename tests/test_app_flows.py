@@ -4,7 +4,6 @@ that fails while the app has it open (a notification, never a traceback)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from textual.widgets import DataTable, Input, Select
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset, parse_preset
 from engine.store import Store, StoreError
-from tests.test_app import GRID, SIZE, column, open_results, seed_grid, text_of, wait_for
+from tests.app_helpers import GRID, SIZE, column, open_results, seed_grid, text_of, until
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.compare_presets import PresetCompareScreen
@@ -24,20 +23,9 @@ from tui.screens.results import ResultsScreen
 from tui.screens.run import RunScreen
 from tui.screens.vault import VaultScreen
 
-
-@pytest.fixture(autouse=True)
-def _user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "s.db") as s:
-        yield s
-
-
 # -- predictions ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_predictions_are_saved_before_the_runner_starts(store: Store,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
@@ -63,7 +51,7 @@ def test_predictions_are_saved_before_the_runner_starts(store: Store,
             form.query_one("#f-study-strategy Select", Select).value = "grid"
             await pilot.pause()
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: isinstance(app.screen, PredictionsScreen), timeout=5)
+            await until(pilot, lambda: isinstance(app.screen, PredictionsScreen), timeout=5)
             modal = app.screen
             modal.query_one("#best-lr", Select).value = 2  # 0.1
             await pilot.press("ctrl+s")  # half an answer is refused
@@ -78,7 +66,7 @@ def test_predictions_are_saved_before_the_runner_starts(store: Store,
             assert form.predictions == {"lr": (0.1, "large"), "activation": ("tanh", "small")}
             assert "predictions: 2 recorded" in text_of(app, "#cost")
             await pilot.press("ctrl+l")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), timeout=10)
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), timeout=10)
             study_id = app.screen.study_id
             assert seen["at launch"] == {"activation": ("tanh", "small"), "lr": (0.1, "large")}
             assert store.predictions(study_id) == seen["at launch"]
@@ -122,9 +110,9 @@ def test_compare_two_presets_side_by_side(store: Store) -> None:
             assert column(table, 0)[names.index("notebook")] == "* notebook"
             table.move_cursor(row=names.index("tiny"))
             await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.screen, PresetCompareScreen))
+            await until(pilot, lambda: isinstance(app.screen, PresetCompareScreen))
             cmp = app.screen
-            await wait_for(pilot, lambda: cmp.best is not None, timeout=10)
+            await until(pilot, lambda: cmp.best is not None, timeout=10)
             text = text_of(app, "#preset-compare-table")
             assert "train_size" in text and "4000" in text and "200" in text
             assert "sensitivity, 4 trials" in text and "sensitivity, 30 trials" in text
@@ -143,7 +131,7 @@ def test_preset_compare_reads_the_best_of_a_finished_study(store: Store) -> None
         async with app.run_test(size=(120, 36)) as pilot:
             app.push_screen(PresetCompareScreen(grid, tiny))
             cmp = app.screen
-            await wait_for(pilot, lambda: cmp.best is not None, timeout=10)
+            await until(pilot, lambda: cmp.best is not None, timeout=10)
             assert cmp.best is not None
             assert cmp.best[0].startswith("90.3% +- 0.4") and f"study {study_id}" in cmp.best[0]
             assert cmp.best[1] == "no finished study"
@@ -172,7 +160,7 @@ def test_corrupt_store_while_open_notifies_and_keeps_going(store: Store,
                 for screen in (RunScreen(study_id), VaultScreen(study_id),
                                ResultsScreen(study_id)):
                     app.push_screen(screen)
-                    await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen),
+                    await until(pilot, lambda: isinstance(app.screen, PresetsScreen),
                                    timeout=10)
                 await pilot.press("tab", "enter")  # open a study from the list
 
@@ -180,13 +168,13 @@ def test_corrupt_store_while_open_notifies_and_keeps_going(store: Store,
                     return [n.message for n in app._notifications if "malformed" in n.message]
 
                 # Three screens, and the studies poll (once per failing streak).
-                await wait_for(pilot, lambda: any("reading the studies" in m for m in told()),
+                await until(pilot, lambda: any("reading the studies" in m for m in told()),
                                timeout=5)
                 assert isinstance(app.screen, PresetsScreen)
                 assert len(told()) >= 4
             # The store is back: the list fills again without a restart.
             studies = app.screen.query_one("#studies", DataTable)
-            await wait_for(pilot, lambda: studies.row_count == 1, timeout=5)
+            await until(pilot, lambda: studies.row_count == 1, timeout=5)
         assert app.return_code in (None, 0)
 
     asyncio.run(go())

@@ -15,12 +15,14 @@ from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset
 from engine.space import ACTIVATIONS
 from engine.store import Store
-from tests.test_app import SIZE, open_results, seed_grid, wait_for
+from tests.app_helpers import SIZE, open_results, seed_grid, until
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
 from tui.widgets.decision_map import DecisionMap, MapData, extent, forward, grid, load_map
 from tui.widgets.map_panel import MapPanel
+
+pytestmark = pytest.mark.numerics
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def test_results_m_draws_the_highlighted_trials_map(store: Store) -> None:
             table.move_cursor(row=2)
             await pilot.press("m")
             plot = _map_of(screen.query_one("#results-map", MapPanel))
-            await wait_for(pilot, lambda: plot.data is not None, timeout=10)
+            await until(pilot, lambda: plot.data is not None, timeout=10)
             assert plot.data is not None and plot.data.title == "trial 3"
             assert plot.data.points is None  # seeded without points: the map alone
             await pilot.pause()
@@ -120,12 +122,12 @@ def test_compare_marked_trials_shows_both_maps(store: Store) -> None:
             assert str(table.get_row_at(1)[0]) == "*2"
             table.move_cursor(row=6)
             await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen))
             compare = app.screen
             assert compare.numbers == (2, 7)
             await pilot.press("m")
             maps = [_map_of(p) for p in compare.query(MapPanel)]
-            await wait_for(pilot, lambda: all(m.data is not None for m in maps), timeout=10)
+            await until(pilot, lambda: all(m.data is not None for m in maps), timeout=10)
             assert [m.data.title for m in maps if m.data] == ["trial 2", "trial 7"]
             assert compare.check_action("toggle_log", ()) is False
 

@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md, checked rather than hoped for: engine/ never imports UI
+"""The layering rules, checked rather than hoped for: engine/ never imports UI
 packages, and the UI side (the CLI and, later, the app) never imports torch."""
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from engine.parallel import WorkerCrashed, WorkerPool, train_parallel
 from engine.population import Stopped, train_population
 from engine.reference import Trial
 
+pytestmark = pytest.mark.numerics
+
 DATA = DataConfig(train_size=200, val_size=100)
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,6 +30,8 @@ from engine.population import (
 from engine.reference import Trial, TrialOutcome, train_reference
 from engine.space import ACTIVATIONS, LOSSES, OPTIMIZERS
 
+pytestmark = pytest.mark.numerics
+
 DATA = DataConfig(train_size=200, val_size=100)
 ROOT = Path(__file__).resolve().parents[1]
 ATOL, RTOL = 2e-5, 1e-4
@@ -137,6 +139,8 @@ def test_population_size_does_not_matter(splits, references, size):
     assert_weights_close(out, references[target])
 
 
+@pytest.mark.slow
+@pytest.mark.compile
 def test_compiled_population_equals_reference(splits, references):
     trials = mixed_trials()
     outcomes = train_population(trials, splits, compile=True)
@@ -195,19 +199,55 @@ def calm(n: int, hidden: tuple[int, ...] = (10,)) -> list[Trial]:
                       activation=acts[k % 3], epochs=3), 10 + k) for k in range(n)]
 
 
+def record_last_finite_weights(monkeypatch, target: int) -> list:
+    """Wrap the trainer's steppers so that after every step the weights of trial `target` (its
+    index in the population) are saved while it is still alive; the list ends with the state
+    of its last finite step. Same process, same kernels: comparable bit for bit."""
+    from engine import population as pop_mod
+
+    saved: list = []
+    make = pop_mod._steppers
+
+    def steppers(pop, splits, device, compile):
+        step, rest_step = make(pop, splits, device, compile)
+        if target not in pop.group.indices:
+            return step, rest_step
+        row = pop.group.indices.index(target)
+
+        def recording(inner):
+            def call(*args):
+                inner(*args)
+                if bool(pop.state[-2].reshape(-1)[row]):
+                    saved.append(pop.weights_of(row, [p.detach().clone() for p in pop.params]))
+            return call
+
+        return recording(step), recording(rest_step)
+
+    monkeypatch.setattr(pop_mod, "_steppers", steppers)
+    return saved
+
+
 @pytest.mark.parametrize(("compile", "n_calm", "hidden"), [
     (False, LANES - 1, (10,)),  # the population stays at one padded size
     (False, LANES, (10,)),  # the diverging trial makes it cross to the next one
-    (False, 5, (20,)),  # narrow since issue 3 (one hidden layer); the wide layout: below
-    (True, LANES - 1, (10,)),
-    (True, LANES, (10,)),
+    (False, 5, (20,)),  # narrow (one hidden layer)
+    (False, 5, (100,)),  # wide (bmm)
+    *[pytest.param(True, n, hidden, marks=pytest.mark.compile)
+      for n, hidden in [(LANES - 1, (10,)), (LANES, (10,)), (5, (100,))]],
 ])
-def test_diverging_trial_is_frozen_and_isolated(splits, compile, n_calm, hidden):
+def test_diverging_trial_is_frozen_and_isolated(splits, monkeypatch, compile, n_calm, hidden):
+    """What holds on every CPU: the diverged epoch, finite weights frozen at the population's
+    own last finite step, and neighbours bit for bit unchanged. The frozen weights are not
+    compared with the reference loop's: near a blow-up (values up to 1e11 here) round-off
+    differences between two matmul kernels grow without bound, so no tolerance holds across
+    CPUs; equivalence with the reference is tested where the dynamics are stable."""
     others = calm(n_calm, hidden)
     mid = n_calm // 2
     bad_trial = Trial(diverging().config.replace(hidden=hidden), 0)
+    saved = record_last_finite_weights(monkeypatch, target=mid)
     with_it = train_population([*others[:mid], bad_trial, *others[mid:]], splits,
                                compile=compile)
+    monkeypatch.undo()
     without = train_population(others, splits, compile=compile)
     bad = with_it.pop(mid)
     ref = train_reference(bad_trial, splits)
@@ -215,22 +255,28 @@ def test_diverging_trial_is_frozen_and_isolated(splits, compile, n_calm, hidden)
     assert bad.diverged_epoch == ref.diverged_epoch
     assert len(bad.history) == 3 and math.isnan(bad.history[-1].train_loss)
     assert all(bool(torch.isfinite(w).all() and torch.isfinite(b).all()) for w, b in bad.weights)
-    # frozen at its last finite weights: those of the reference, up to round-off of huge values
-    for (w, b), (rw, rb) in zip(bad.weights, ref.weights, strict=True):
-        torch.testing.assert_close(w, rw, rtol=1e-3, atol=1e-3)
-        torch.testing.assert_close(b, rb, rtol=1e-3, atol=1e-3)
+    steps_per_epoch = len(splits.train) // bad_trial.config.batch_size
+    assert bad.diverged_epoch * steps_per_epoch <= len(saved) < (bad.diverged_epoch + 1) * (
+        steps_per_epoch)  # it died during the epoch that reports it
+    for (w, b), (sw, sb) in zip(bad.weights, saved[-1], strict=True):
+        assert torch.equal(w, sw) and torch.equal(b, sb)
     for a, b in zip(with_it, without, strict=True):
         assert a.status == "completed"
         assert_identical(a, b)
 
 
-@pytest.mark.parametrize("compile", [False, True])
-def test_diverging_trial_is_frozen_and_isolated_in_the_wide_layout(splits, compile):
-    """[20] above is trained in the narrow layout since issue 3 (one hidden layer); [100]
-    still takes the wide one (bmm). (At [72] or [80] the frozen weights reach 1e11-1e14, where
-    the reference comparison's 1e-3 tolerance fails before and after issue 3 alike.)"""
+def test_a_frozen_trial_stays_frozen(splits):
+    """More epochs after the divergence change nothing of the diverged trial."""
+    three = train_population([*calm(2), diverging()], splits, compile=False)[2]
+    longer = Trial(diverging().config.replace(epochs=5), 0)
+    five = train_population([*calm(2), longer], splits, compile=False)[2]
+    assert three.diverged_epoch == five.diverged_epoch
+    for (w3, b3), (w5, b5) in zip(three.weights, five.weights, strict=True):
+        assert torch.equal(w3, w5) and torch.equal(b3, b5)
+
+
+def test_wide_layout_case_is_wide():
     assert {g.layout for g in group_trials(calm(5, (100,)))} == {"wide"}
-    test_diverging_trial_is_frozen_and_isolated(splits, compile, 5, (100,))
 
 
 @pytest.mark.parametrize("hidden", [(20,), (40,), (64,)])
@@ -332,6 +378,7 @@ def test_auto_compile_only_for_large_work():
 # --- the benchmark script --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_benchmark_smoke(tmp_path):
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_trainer.py"), "--quick",

@@ -518,8 +518,7 @@ def test_override_applies_and_text_reproduces_it() -> None:
 
 @pytest.fixture
 def preset_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with ./presets and a user config dir, isolated from the real ones."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    """A working directory with ./presets and a user config dir (isolated by conftest)."""
     work = tmp_path / "work"
     (work / "presets").mkdir(parents=True)
     monkeypatch.chdir(work)

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.launcher import log_path
 from tests.cli_helpers import env_for, hp, wait_for
 from tests.proc_helpers import all_pids, cmdline, parent, population_pids
 
+pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 QUICK = """
@@ -159,7 +162,7 @@ def test_cluster_study_equals_the_local_one(head: str, store: Path, tmp_path: Pa
     assert (b["executor"], b["ray_address"]) == ("ray", head)
     assert {t["trained_on"] for t in b["trials"]} == {"ray:cpu"}
     assert {t["trained_on"] for t in a["trials"]} == {"cpu"}
-    log = (store.parent / "logs" / "study-2.log").read_text()
+    log = log_path(store, 2).read_text()
     assert f"the Ray cluster {head}: 1 node(s), 2 CPUs" in log
     table = hp("show", "2", store=store).out
     assert f"on Ray {head}" in table
@@ -182,7 +185,7 @@ def test_a_killed_worker_is_rerun_and_the_study_completes(head: str, store: Path
     assert all(t["status"] == "completed" and t["epochs"] == 150 for t in data["trials"])
     # each epoch of each trial stored once, though one population trained twice
     assert all(epochs == list(range(150)) for epochs in metric_rows(store).values())
-    log = (store.parent / "logs" / "study-1.log").read_text()
+    log = log_path(store, 1).read_text()
     assert "rerunning it, attempt 2" in log
     # and the numbers are those of an undisturbed run
     local = hp("run", path, "--json", store=store)
@@ -202,7 +205,7 @@ def test_stop_ends_the_tasks_and_resume_goes_back_to_the_cluster(head: str, stor
     data = resumed.json()
     assert data["status"] == "completed"
     assert {t["trained_on"] for t in data["trials"]} == {"ray:cpu"}
-    assert f"the Ray cluster {head}" in (store.parent / "logs" / "study-1.log").read_text()
+    assert f"the Ray cluster {head}" in log_path(store, 1).read_text()
 
 
 def test_without_ray_the_message_says_how_to_install(store: Path) -> None:

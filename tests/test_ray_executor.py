@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-import torch
+
+ray = pytest.importorskip("ray")
 
 from engine.config import DataConfig, TrialConfig
 from engine.data import load_splits
@@ -25,9 +24,10 @@ from engine.ray_executor import MAX_ATTEMPTS, PopulationsFailed, RayExecutor
 from engine.reference import Trial
 from engine.runner import LocalExecutor
 from tests.proc_helpers import population_pids
+from tests.ray_helpers import CPU, Recorder, assert_same, run
 
 DATA = DataConfig(train_size=200, val_size=100)
-CPU = torch.device("cpu")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -49,40 +49,6 @@ def mixed_trials(epochs: int = 3) -> list[Trial]:
               dict(hidden=(10,), optimizer="adam", lr=0.01)]
     return [Trial(TrialConfig(data=DATA, epochs=epochs, **shape), seed)  # type: ignore[arg-type]
             for shape in shapes for seed in (1, 2)]
-
-
-class Recorder:
-    """on_epoch / on_done as the runner's writer would use them."""
-
-    def __init__(self) -> None:
-        self.epochs: dict[int, list[Any]] = defaultdict(list)
-        self.outcomes: dict[int, Any] = {}
-
-    def on_epoch(self, report: list[tuple[int, Any, str]]) -> None:
-        for i, metrics, _status in report:
-            self.epochs[i].append(metrics)
-
-    def on_done(self, indices: list[int], outcomes: list[Any]) -> None:
-        for i, outcome in zip(indices, outcomes, strict=True):
-            assert i not in self.outcomes, f"trial {i} finished twice"
-            self.outcomes[i] = outcome
-
-
-def run(ex: Any, trials: list[Trial], splits: Any, should_stop: Any = lambda: False,
-        recorder: Recorder | None = None) -> Recorder:
-    rec = recorder or Recorder()
-    ex.train(trials, splits, CPU, rec.on_epoch, should_stop, rec.on_done)
-    return rec
-
-
-def assert_same(a: Recorder, b: Recorder, n: int) -> None:
-    assert sorted(a.outcomes) == sorted(b.outcomes) == list(range(n))
-    for i in range(n):
-        assert a.epochs[i] == b.epochs[i], f"trial {i}: epochs differ"
-        assert a.outcomes[i].history == b.outcomes[i].history
-        assert a.outcomes[i].status == b.outcomes[i].status
-        for (wa, ba), (wb, bb) in zip(a.outcomes[i].weights, b.outcomes[i].weights, strict=True):
-            assert torch.equal(wa, wb) and torch.equal(ba, bb)
 
 
 def test_results_equal_the_local_executor(executor, splits):

@@ -10,7 +10,8 @@ import signal
 from typing import Any
 
 import pytest
-import ray
+
+ray = pytest.importorskip("ray")
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
@@ -20,9 +21,10 @@ from engine.ray_executor import RayExecutor
 from engine.reference import Trial
 from engine.runner import LocalExecutor
 from tests.proc_helpers import population_pids
-from tests.test_ray_executor import CPU, Recorder, assert_same
+from tests.ray_helpers import CPU, Recorder, assert_same
 
 DATA = DataConfig(train_size=200, val_size=100)
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture

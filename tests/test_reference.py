@@ -20,6 +20,8 @@ from engine.reference import (
     train_reference,
 )
 
+pytestmark = pytest.mark.numerics
+
 DATA = DataConfig(train_size=200, val_size=100)
 
 

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Input
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset
 from engine.store import Store
-from tests.test_app import seed_grid, wait_for
+from tests.app_helpers import seed_grid, until
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
@@ -41,7 +41,6 @@ Before = Callable[[Pilot[Any]], Awaitable[None]]
 
 @pytest.fixture(autouse=True)
 def _fixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user presets
     monkeypatch.setattr(actions, "workers", lambda: 2)  # the ETA scales with the cores
 
 
@@ -74,7 +73,7 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
         if keys:
             await pilot.press(*keys)
         if ready is not None:
-            await wait_for(pilot, lambda: ready(app), timeout=10)
+            await until(pilot, lambda: ready(app), timeout=10)
         app.screen_stack[0].sub_title = "store.db"  # the path differs per test run
         for widget in app.screen.query(Input):
             widget.cursor_blink = False
