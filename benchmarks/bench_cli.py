@@ -1,4 +1,4 @@
-"""Whole-process speed of `hp-tui run` against the notebook's per-trial loop, in one run (issue 3).
+"""Whole-process speed of `hp-tui run` against the notebook's per-trial loop, in one run.
 
     python benchmarks/bench_cli.py [--quick]
 

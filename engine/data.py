@@ -10,7 +10,6 @@ the same points, whatever else the process has drawn from the global RNG.
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 from dataclasses import dataclass
@@ -19,11 +18,8 @@ from pathlib import Path
 import torch
 
 from engine.config import DataConfig
+from engine.csv_check import DataError, csv_path, read_csv
 from engine.strategies import derive_seed
-
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -133,17 +129,8 @@ _GENERATORS = {"spirals": spirals, "moons": moons, "circles": circles, "xor": xo
 CsvRows = tuple[torch.Tensor, torch.Tensor]
 
 
-def _csv_path(cfg: DataConfig, base_dir: Path | None) -> Path:
-    if not cfg.path:
-        raise DataError("data.path: dataset = 'csv' needs a path to a CSV file")
-    path = Path(cfg.path).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
-
-
 def _csv_rows(cfg: DataConfig, base_dir: Path | None) -> CsvRows:
-    path = _csv_path(cfg, base_dir)
+    path = csv_path(cfg, base_dir)
     try:
         stat = path.stat()
     except OSError as e:
@@ -153,57 +140,11 @@ def _csv_rows(cfg: DataConfig, base_dir: Path | None) -> CsvRows:
 
 @functools.lru_cache(maxsize=4)
 def _parse_csv(path: str, _mtime_ns: int, _size: int) -> CsvRows:
-    """Parse a CSV of numeric features and a 0/1 label (column `label`, else the last one)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file (it is not UTF-8)") from None
-    except (OSError, csv.Error) as e:
-        raise DataError(f"{path}: cannot read the CSV file ({e})") from None
-    if not rows:
-        raise DataError(f"{path}: the CSV file is empty")
-    header: list[str] | None = None
-    first_line = 1
-    if not all(_is_number(c) for c in rows[0]):
-        header = [c.strip() for c in rows[0]]
-        rows = rows[1:]
-        first_line = 2
-    width = len(header) if header else len(rows[0]) if rows else 0
-    if width < 2:
-        raise DataError(f"{path}: needs at least one feature column and a label column")
-    label_col = header.index("label") if header and "label" in header else width - 1
-    label_name = header[label_col] if header else f"column {label_col + 1}"
-    features, labels = [], []
-    for i, row in enumerate(rows):
-        line = first_line + i
-        if len(row) != width:
-            raise DataError(f"{path}, line {line}: has {len(row)} cells, expected {width}")
-        values = []
-        for j, cell in enumerate(row):
-            if not _is_number(cell):
-                col = header[j] if header else f"column {j + 1}"
-                what = "a missing cell" if not cell.strip() else f"non-numeric cell {cell!r}"
-                raise DataError(f"{path}, line {line}, {col}: {what}")
-            values.append(float(cell))
-        label = values.pop(label_col)
-        if label not in (0.0, 1.0):
-            raise DataError(
-                f"{path}, line {line}, {label_name}: label {row[label_col].strip()!r} "
-                "is not 0 or 1"
-            )
-        features.append(values)
-        labels.append(label)
-    if not features:
-        raise DataError(f"{path}: the CSV file has a header but no rows")
-    return torch.tensor(features, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        return math.isfinite(float(cell))
-    except ValueError:
-        return False
+    """The file read by `engine.csv_check`, the same code that checked it before the study was
+    stored, as tensors."""
+    table = read_csv(Path(path))
+    return (torch.tensor(table.features, dtype=torch.float32),
+            torch.tensor(table.labels, dtype=torch.float32))
 
 
 def _csv_partition(

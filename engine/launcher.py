@@ -2,7 +2,7 @@
 
 A runner is started in its own session with stdin from /dev/null and its output in a log file
 beside the store, so closing the terminal, a dropped SSH connection or quitting the app never
-stops it (DESIGN.md section 2).
+stops it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def __getattr__(name: str) -> Any:
 
 
 def log_path(store_path: Path, study_id: int) -> Path:
-    return store_path.parent / "logs" / f"study-{study_id}.log"
+    """The study's log: beside the store, in a folder named after the store file, so that two
+    stores in one folder (whose studies share numbers) never write to the same log."""
+    return store_path.parent / "logs" / store_path.name / f"study-{study_id}.log"
 
 
 @dataclass(frozen=True)

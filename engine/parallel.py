@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import math
 import multiprocessing as mp
 import os
 import pickle
@@ -44,6 +45,9 @@ _POLL_S = 0.05  # how often the parent checks should_stop and worker liveness
 # fixed dispatch cost, which splitting would pay twice instead of halving (measured here: eager
 # ~0.25 ms per step + ~1 us per trial).
 SPLIT_MIN_TRIALS = 64
+# After a stop, how long workers get to say they stopped; one still busy then (in a compile, a
+# huge shuffle: places with no stop check) is killed and replaced, so a stop never waits on it.
+STOP_GRACE_S = 0.5
 
 OnDone = Callable[[list[int], list[TrialOutcome]], None]
 
@@ -173,8 +177,16 @@ class WorkerPool:
         method = start_method or (
             "fork" if self.device.type == "cpu" and "fork" in mp.get_all_start_methods()
             else "spawn")
-        ctx: Any = mp.get_context(method)
-        if method == "fork":
+        self._ctx: Any = mp.get_context(method)
+        self._tasks: list[Any] = []
+        self._procs: list[BaseProcess] = []
+        self._next_id = 0
+        self._broken: str | None = None
+        self._start()
+
+    def _start(self) -> None:
+        ctx = self._ctx
+        if ctx.get_start_method() == "fork":
             # Forked children share the parent's memory pages until they write to them, and the
             # garbage collector writes to every object it walks: a child's first collections
             # copied the pages of torch's ~10^5 module objects (~0.2 s of a 0.5 s first task).
@@ -182,10 +194,7 @@ class WorkerPool:
             gc.freeze()
         self._results: Any = ctx.Queue()
         self._stop: Any = ctx.Event()
-        self._tasks: list[Any] = []
-        self._procs: list[BaseProcess] = []
-        self._next_id = 0
-        self._broken: str | None = None
+        self._abandoned = False
         for i in range(self.workers):
             q = ctx.Queue()
             p = ctx.Process(target=_worker_main, name=f"hp-tui-worker-{i}",
@@ -240,11 +249,14 @@ class WorkerPool:
         on_epoch is called in this process, once per epoch of each task, with indices into
         `trials`; on_done(indices, outcomes) as each task finishes, so callers can keep finished
         trials while others still train. should_stop is polled every ~0.05 s; on True the
-        workers stop within ~0.2 s and `Stopped` is raised.
+        workers stop within ~0.2 s and `Stopped` is raised; if one has not within STOP_GRACE_S,
+        the whole pool is killed (queues too) and the next call starts new workers.
         """
         device = self.device if device is None else torch.device(device)
         if self._broken:
             raise WorkerCrashed(f"the worker pool is broken: {self._broken}")
+        if self._abandoned:  # the last stop killed its workers: start fresh ones
+            self._start()
         if not self._procs:
             raise RuntimeError("WorkerPool.train: the pool is closed")
         self._stop.clear()
@@ -278,12 +290,15 @@ class WorkerPool:
                     self._tasks[w].put(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
 
         dispatch()
-        stopping = False
+        stopping, give_up = False, math.inf
         while busy:
             if not stopping and should_stop is not None and should_stop():
-                stopping = True
+                stopping, give_up = True, time.monotonic() + STOP_GRACE_S
                 queued.clear()
                 self._stop.set()
+            if time.monotonic() > give_up:
+                self._abandon()
+                break
             try:
                 kind, tid, payload = self._results.get(timeout=_POLL_S)
             except queue.Empty:
@@ -309,6 +324,13 @@ class WorkerPool:
         if stopping:
             raise Stopped()
         return [r for r in results if r is not None]
+
+    def _abandon(self) -> None:
+        """Kill every worker (some are deaf to the stop); the next `train` starts new ones. All
+        of them go, queues too: one killed while writing to the shared results queue may have
+        left it half-written or locked."""
+        self.close(timeout=0.0)
+        self._abandoned = True
 
     def _check_alive(self) -> None:
         for p in self._procs:

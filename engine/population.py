@@ -1,4 +1,4 @@
-"""The population trainer: many trials as one tensor program (DESIGN.md section 4).
+"""The population trainer: many trials as one tensor program.
 
 Trials are tiny, so a per-trial loop spends its time in Python and framework dispatch. Here
 trials that share a batch size and a depth are stacked into one population and trained together,
@@ -204,7 +204,7 @@ def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Ste
         training = [pop.alive[n] and pop.epochs[n] > epoch for n in range(pop.n)]
         pop.state[-2] = pop.vec(training, torch.bool)
         pop.state[-1] = torch.zeros(pop.vshape, dtype=torch.float64, device=pop.device)
-        perms = pop.perms(training, n_train)
+        perms = pop.perms(training, n_train, clock.check)
         eta, bc2s = pop.step_sizes(full + (rest > 0))
         etas, bc2ss = eta.unbind(0), bc2s.unbind(0)
         for first in range(0, full, seg):
@@ -219,20 +219,23 @@ def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Ste
             w_rest = torch.tensor(rest / n_train, dtype=torch.float64, device=pop.device)
             rest_step(xb, yb, etas[-1], bc2ss[-1], w_rest)
         pop.steps_done += full + (rest > 0)
-        _finish_epoch(pop, splits, epoch, training, outcomes, on_epoch)
+        _finish_epoch(pop, splits, epoch, training, outcomes, on_epoch, clock)
         clock.check(force=True)
     return outcomes
 
 
 def _finish_epoch(pop: _Population, splits: Splits, epoch: int, training: list[bool],
-                  outcomes: list[TrialOutcome], on_epoch: OnEpoch | None) -> None:
+                  outcomes: list[TrialOutcome], on_epoch: OnEpoch | None,
+                  clock: _Clock | None = None) -> None:
     """Record the epoch's metrics and statuses, then report them in one callback."""
     still = pop.state[-2].reshape(-1).tolist()
     losses = pop.state[-1].reshape(-1).tolist()
     which = [n for n in range(pop.n) if training[n]]
     report = []
     cpu_params: Tensors = []
-    for n, (val_loss, val_acc) in zip(which, _validate(pop, splits.val, which), strict=True):
+    check = clock.check if clock is not None else None
+    validated = _validate(pop, splits.val, which, check)
+    for n, (val_loss, val_acc) in zip(which, validated, strict=True):
         out = outcomes[n]
         diverged = not still[n]
         metrics = EpochMetrics(math.nan if diverged else losses[n], val_loss, val_acc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
@@ -162,8 +162,11 @@ class _Population:
         return (eta.to(torch.float32).view(count, *self.vshape).to(self.device),
                 bc2s.to(torch.float32).to(self.device))
 
-    def perms(self, training: list[bool], n_train: int) -> torch.Tensor:
-        """[np, n_train] shuffles: each training trial draws one from its own generator."""
+    def perms(self, training: list[bool], n_train: int,
+              check: Callable[[], None] | None = None) -> torch.Tensor:
+        """[np, n_train] shuffles: each training trial draws one from its own generator.
+        `check` (which may raise engine.population.Stopped) is called after each: a large
+        population's shuffles take seconds."""
         perms = torch.empty(self.np, n_train, dtype=torch.long)
 
         def fill(rows: range) -> None:
@@ -172,6 +175,8 @@ class _Population:
                     torch.randperm(n_train, generator=self.generators[n], out=perms[n])
                 else:
                     perms[n] = torch.arange(n_train)
+                if check is not None:
+                    check()
 
         threads = min(PERM_THREADS, os.cpu_count() or 1) if self.device.type != "cpu" else 1
         if threads > 1 and self.np * n_train >= 1 << 22:
@@ -189,12 +194,18 @@ class _Population:
 # --- validation -----------------------------------------------------------------------------
 
 
+Check = Callable[[], None]  # called between chunks of work; may raise Stopped
+
+
 @torch.no_grad()
-def _validate(pop: _Population, val: Split, which: list[int]) -> list[tuple[float, float]]:
-    """(val loss, val acc) of trials `which`, in cache-sized chunks."""
+def _validate(pop: _Population, val: Split, which: list[int], check: Check | None = None
+              ) -> list[tuple[float, float]]:
+    """(val loss, val acc) of trials `which`, in cache-sized chunks (`check` between them: a
+    large validation split takes seconds)."""
     if not which:
         return []
-    loss_sum, hits = (_validate_narrow if pop.narrow else _validate_wide)(pop, val, which)
+    loss_sum, hits = (_validate_narrow if pop.narrow else _validate_wide)(
+        pop, val, which, check or _no_check)
     n_val = len(val)
     return list(zip((loss_sum / n_val).tolist(), (hits / n_val).tolist(), strict=True))
 
@@ -209,7 +220,11 @@ def _val_chunk(pop: _Population, n_val: int) -> int:
     return min(n_val, max(1, _val_bytes(pop) // (widest * pop.np * 4)))
 
 
-def _validate_narrow(pop: _Population, val: Split, which: list[int]
+def _no_check() -> None:
+    pass
+
+
+def _validate_narrow(pop: _Population, val: Split, which: list[int], check: Check
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every lane at once with the training forward, so that, as in training, a trial's numbers
     do not depend on its position or its neighbours (a batched matmul does not promise that)."""
@@ -223,11 +238,12 @@ def _validate_narrow(pop: _Population, val: Split, which: list[int]
         chunk_loss, chunk_hits = fn(*pop.params, *pop.consts, a, ys)
         loss_sum += chunk_loss
         hits += chunk_hits
+        check()
     idx = torch.tensor(which, device=pop.device)
     return loss_sum[idx], hits[idx]
 
 
-def _validate_wide(pop: _Population, val: Split, which: list[int]
+def _validate_wide(pop: _Population, val: Split, which: list[int], check: Check
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """All lanes with batched matmuls, in chunks of LANES trials and of samples to bound memory;
     the loss trial-last, as in training."""
@@ -249,6 +265,7 @@ def _validate_wide(pop: _Population, val: Split, which: list[int]
             le = _select(pop.spec.losses, hp, partial(_loss_value, z=z, y=ys))
             loss_sum[sl] += le.sum((0, 1), dtype=torch.float64)
             hits[sl] += (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
+            check()
     idx = torch.tensor(which, device=pop.device)
     return loss_sum[idx], hits[idx]
 

@@ -394,7 +394,7 @@ class FlatStep:
 
     Eagerly a step costs mostly per-op dispatch (~2 us an op at these sizes), so the optimizer
     update, the finiteness check and the freezing run once over all parameters instead of once
-    per parameter tensor (with the other changes of issue 3, the notebook's step went from 69
+    per parameter tensor (with the other whole-process changes, the notebook's step went from 69
     ops to 47, a group mixing three optimizers, three activations and two losses from 153 to
     77). The numbers are Program's, bit for bit (a test checks it); only the finiteness sum
     adds the parameters in another order (it only decides finite or not).

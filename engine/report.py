@@ -48,18 +48,40 @@ def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
     return [k for k in configs[0] if len({json.dumps(c.get(k)) for c in configs}) > 1]
 
 
+def runner_state(study: StudyRow, lease: dict[str, Any] | None) -> str | None:
+    """"alive" while a live runner holds the study; "gone" when its runner died (a stale lease,
+    or a study still marked running that no runner holds); None when no runner is involved."""
+    if lease is not None:
+        return "alive" if lease.get("alive") else "gone"
+    return "gone" if study.status == "running" else None
+
+
+def shown_status(study: StudyRow, runner: str | None) -> str:
+    """The status to show: the stored one, except that a study marked running whose runner is
+    gone (killed, so it never wrote its end) is interrupted, which `resume` finishes."""
+    return "interrupted" if study.status == "running" and runner == "gone" else study.status
+
+
+def study_status(store: Store, study: StudyRow) -> tuple[str, str | None]:
+    """(status to show, runner state) of a study as judged now: what every view reports."""
+    runner = runner_state(study, store.lease(study.id))
+    return shown_status(study, runner), runner
+
+
 def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
-    """The JSON shape of `run`, `resume` and `show` (issue 3), plus a few extras."""
+    """The JSON shape of `run`, `resume` and `show`, plus a few extras."""
     trials = store.trials(study.id)
     results = trial_results(trials)
     table = impact(study, results)
     baseline = TrialConfig.from_dict(study.baseline).flat()
+    status, runner = study_status(store, study)
     out: dict[str, Any] = {
         "study": study.id,
         "name": study.name,
         "preset": study.preset_name,
         "strategy": study.strategy,
-        "status": study.status,
+        "status": status,
+        "runner": runner,
         "created": study.created,
         "device": study.device,
         "executor": study.executor,
@@ -69,6 +91,7 @@ def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
         "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
         "reading": table.reading if table else None,
         "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
+        "data_fingerprints": study.data_files or [],
     }
     if study.error:
         out["error"] = study.error

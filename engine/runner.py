@@ -37,9 +37,11 @@ from engine import eta
 from engine.config import DataConfig, TrialConfig
 from engine.launcher import RunnerOptions
 from engine.store import (
+    STALE_AFTER,
     EpochRow,
     FinishRow,
     LeaseBusy,
+    LeaseLost,
     Store,
     StoreError,
     default_store_path,
@@ -49,7 +51,9 @@ from engine.strategies import trial_steps
 
 log = logging.getLogger("hp-tui.runner")
 
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = STALE_AFTER / 6  # five missed heartbeats before a takeover
+TICK_SECONDS = 0.5  # how often the heartbeat thread wakes (and so measures pauses)
+PAUSE_SECONDS = 1.0  # a wake-up this much later than due means the process was paused
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 3, 4, 5, 130
 
 
@@ -128,7 +132,15 @@ def _reindexed(on_epoch: OnEpoch, indices: list[int]) -> OnEpoch:
 
 @dataclass
 class StopFlag:
-    """Set by SIGTERM/SIGINT or by losing the lease; polled by the trainer between steps."""
+    """Set by SIGTERM/SIGINT or by losing the lease; polled by the trainer.
+
+    A stop is only ever noticed at explicit checks, never raised into whatever runs when the
+    signal comes (a store transaction, a queue's lock): the trainer checks between steps, while
+    drawing an epoch's shuffles and between validation chunks (every ~0.2 s of work), the
+    runner after loading each data group, and the worker pool kills and replaces workers that
+    do not answer a stop within `engine.parallel.STOP_GRACE_S` (one inside an Inductor
+    compile), so a runner stops within about a second.
+    """
 
     reason: str | None = None
     _event: threading.Event = field(default_factory=threading.Event)
@@ -140,6 +152,23 @@ class StopFlag:
 
     def is_set(self) -> bool:
         return self._event.is_set()
+
+    def on_signal(self, signum: int, _frame: Any = None) -> None:
+        """The SIGTERM/SIGINT handler: only records the request (see the class docstring)."""
+        self.set(f"stopped by {signal.Signals(signum).name}")
+
+
+@dataclass
+class Pauses:
+    """Time the process spent paused (SIGSTOP, a suspended laptop, a frozen VM), as seen by the
+    heartbeat thread waking late; kept out of the run time that calibrates later ETAs."""
+
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
 
 
 def make_executor(study: Any, options: RunnerOptions, workers: int) -> Executor:
@@ -155,8 +184,10 @@ def make_executor(study: Any, options: RunnerOptions, workers: int) -> Executor:
 
 
 def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
-              stop: StopFlag, executor: Executor | None = None) -> int:
-    """Train every unfinished trial of the study. Returns the process exit code."""
+              stop: StopFlag, executor: Executor | None = None,
+              pauses: Pauses | None = None) -> int:
+    """Train every unfinished trial of the study. Returns the process exit code. Every write
+    raises LeaseLost once another runner has taken the study over (`Store.hold`)."""
     import torch
 
     from engine.data import DataError, load_splits
@@ -181,7 +212,8 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
              executor.describe())
     base_dir = Path(study.preset_path).parent if study.preset_path else None
     where = executor.label(device)
-    started = time.monotonic()
+    pauses = pauses or Pauses()
+    started, paused_before = time.monotonic(), pauses.seconds
     trained: list[TrialConfig] = []
     try:
         for data_cfg, rows in _by_data(todo):
@@ -193,6 +225,8 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
                 store.mark_trials([r.id for r in rows], "failed", error=str(e))
                 log.error("%s", e)
                 continue
+            if stop.is_set():  # the largest synthetic sets take a second or so to generate
+                break
             store.save_points(study_id, rows[0].config["data"], splits.val.x.numpy(),
                               splits.val.y.numpy())
             trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
@@ -211,7 +245,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
         store.set_study_status(study_id, "interrupted", error=stop.reason)
         log.info("study %d stopped: %s", study_id, stop.reason)
         return EXIT_INTERRUPTED
-    seconds = time.monotonic() - started
+    seconds = max(0.0, time.monotonic() - started - (pauses.seconds - paused_before))
     if trained:
         store.record_run(study_id, trials=len(trained),
                          trial_steps=sum(trial_steps(c) for c in trained), seconds=seconds,
@@ -235,7 +269,7 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
     try:
         executor.train(trials, splits, device, writer.epoch, stop.is_set, writer.done)
         return
-    except Stopped:
+    except (Stopped, LeaseLost):
         raise
     except Exception:
         log.error("a population of %d trials failed; retrying its trials one by one\n%s",
@@ -245,7 +279,7 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
         try:
             store.start_trials([rows[i].id], device=where, torch_version=torch.__version__)
             executor.train([trials[i]], splits, device, single.epoch, stop.is_set, single.done)
-        except Stopped:
+        except (Stopped, LeaseLost):
             raise
         except Exception as e:
             store.mark_trials([rows[i].id], "failed", error=f"{type(e).__name__}: {e}")
@@ -295,16 +329,30 @@ def _by_data(rows) -> list[tuple[DataConfig, list]]:
     return [(DataConfig(**json.loads(k)), v) for k, v in groups.items()]
 
 
-def _heartbeat(path: Path, study_id: int, token: str, stop: StopFlag, done: threading.Event):
-    """Keep the lease fresh from a thread with its own connection; stop if the lease is lost."""
+def _heartbeat(path: Path, study_id: int, token: str, stop: StopFlag, done: threading.Event,
+               pauses: Pauses) -> None:
+    """Keep the lease fresh from a thread with its own connection; stop if the lease is lost.
+    It wakes every TICK_SECONDS: a wake-up much later than due is a pause of the whole process
+    (SIGSTOP, a suspended laptop), counted in `pauses`."""
     try:
         with Store(path, create=False) as store:
-            while not done.wait(HEARTBEAT_SECONDS):
+            beat_due = time.monotonic() + HEARTBEAT_SECONDS
+            while True:
+                before = time.monotonic()
+                if done.wait(TICK_SECONDS):
+                    return
+                late = time.monotonic() - before - TICK_SECONDS
+                if late > PAUSE_SECONDS:
+                    pauses.add(late)
+                    log.warning("this runner was paused for %.0f s", late)
+                if time.monotonic() < beat_due:
+                    continue
                 try:
                     store.heartbeat(study_id, token)
                 except StoreError as e:
                     stop.set(f"lost the study's lease: {e}")
                     return
+                beat_due = time.monotonic() + HEARTBEAT_SECONDS
     except StoreError as e:
         stop.set(f"heartbeat failed: {e}")
 
@@ -335,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = StopFlag()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _f: stop.set(f"stopped by {signal.Signals(signum).name}"))
+        signal.signal(sig, stop.on_signal)
     # A runner has no terminal: a hang-up is not a reason to stop.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from engine.parallel import default_workers
@@ -348,17 +396,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             except LeaseBusy as e:
                 log.error("%s", e)
                 return EXIT_BUSY
-            done = threading.Event()
+            store.hold(args.study, token)
+            done, pauses = threading.Event(), Pauses()
             beat = threading.Thread(target=_heartbeat, daemon=True,
-                                    args=(args.store, args.study, token, stop, done))
+                                    args=(args.store, args.study, token, stop, done, pauses))
             beat.start()
             try:
                 options = RunnerOptions(args.device, args.workers, args.executor,
                                           args.ray_address)
-                return run_study(store, args.study, options, workers, stop)
+                return run_study(store, args.study, options, workers, stop, pauses=pauses)
+            except LeaseLost as e:
+                log.error("%s", e)
+                return EXIT_BUSY
             except Exception as e:
                 log.error("runner failed\n%s", traceback.format_exc())
-                store.set_study_status(args.study, "failed", error=f"{type(e).__name__}: {e}")
+                with contextlib.suppress(LeaseLost):
+                    store.set_study_status(args.study, "failed",
+                                           error=f"{type(e).__name__}: {e}")
                 return EXIT_FAILED
             finally:
                 done.set()

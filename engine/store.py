@@ -107,12 +107,13 @@ class Store:
         self.path = Path(path).expanduser().absolute()
         self.readonly = readonly
         self._lock = threading.RLock()
+        self._fence: tuple[int, str] | None = None  # (study, lease token) every write must hold
         self._db = store_schema.open_db(self.path, create=create, readonly=readonly)
         self.nfs_warning: str | None = store_schema.network_fs_warning(self.path)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            store_schema.close_db(self._db)
 
     def __enter__(self) -> Store:
         return self
@@ -133,8 +134,15 @@ class Store:
                 if self._db.in_transaction:
                     self._db.execute("COMMIT")
 
+    def hold(self, study_id: int, token: str) -> None:
+        """Fence this connection with the study's lease: from now on every write transaction first
+        checks, inside the transaction, that `token` still holds the lease, and raises LeaseLost
+        (writing nothing) once a takeover has changed it. A runner paused past its lease (SIGSTOP,
+        a frozen VM) that wakes after another runner took the study over thus writes nothing."""
+        self._fence = (study_id, token)
+
     @contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, action: str, *, fenced: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction, all or nothing. IMMEDIATE takes the write lock at BEGIN (waiting
         up to busy_timeout), so it never has to upgrade a read lock and fail with SQLITE_BUSY."""
         if self.readonly:
@@ -143,6 +151,8 @@ class Store:
         with self._lock, translated(self.path, action):
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if fenced and self._fence is not None:
+                    self._check_fence(self._db, *self._fence)
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
@@ -156,8 +166,10 @@ class Store:
                      preset_text: str | None, strategy: str, seed: int, baseline: dict[str, Any],
                      spec: dict[str, Any], device: str | None,
                      trials: Sequence[tuple[dict[str, Any], int, int]],
-                     executor: str = "local", ray_address: str | None = None) -> int:
-        """A new study and its trials (config, seed, replicate), numbered 1..N; returns its id."""
+                     executor: str = "local", ray_address: str | None = None,
+                     data_files: list[dict[str, Any]] | None = None) -> int:
+        """A new study and its trials (config, seed, replicate), numbered 1..N; returns its id.
+        `data_files`: fingerprints of the CSV files it reads (engine.data_identity)."""
         if name is not None and (not name.strip() or name.strip().isdigit()):
             raise BadName(f"study name {name!r} is not allowed: use letters too (plain numbers "
                              "are study ids)")
@@ -169,10 +181,11 @@ class Store:
                                      f"{self.path}; choose another --name")
             study_id = db.execute(
                 "INSERT INTO studies (name, preset_name, preset_path, preset_text, strategy, seed,"
-                " baseline_json, spec_json, device, created, executor, ray_address)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " baseline_json, spec_json, device, created, executor, ray_address,"
+                " data_files_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (name, preset_name, preset_path, preset_text, strategy, seed, dumps(baseline),
-                 dumps(spec), device, now_iso(), executor, ray_address)).lastrowid
+                 dumps(spec), device, now_iso(), executor, ray_address,
+                 dumps(data_files) if data_files else None)).lastrowid
             assert study_id is not None  # an INSERT always sets it
             db.executemany(
                 "INSERT INTO trials (study_id, number, config_json, seed, replicate)"
@@ -251,17 +264,13 @@ class Store:
                            " torch_version = ? WHERE id = ?",
                            [(now_iso(), device, torch_version, i) for i in ids])
 
-    def record_epoch(self, rows: Sequence[EpochRow], *, token: str | None = None) -> None:
-        """One epoch of a population, in one transaction. With `token`, the write is refused
-        (LeaseLost) unless that lease still holds each trial's study (checked in the transaction).
-        """
+    def record_epoch(self, rows: Sequence[EpochRow]) -> None:
+        """One epoch of a population, in one transaction."""
         for r in rows:
             check_choice(r.status, ("running", "completed", "diverged", "failed"), "epoch status")
         values = [(finite(r.train_loss), finite(r.val_loss), finite(r.val_acc)) for r in rows]
         now = now_iso()
         with self._write("recording an epoch") as db:
-            if token is not None:
-                self._check_token(db, [r.trial_id for r in rows], token)
             first = self._next_seq(db, len(rows))
             added = db.executemany(
                 "INSERT OR REPLACE INTO metrics (seq, study_id, trial_id, epoch, train_loss,"
@@ -411,15 +420,12 @@ class Store:
         db.executemany("INSERT OR REPLACE INTO weights (trial_id, blob) VALUES (?, ?)",
                        [(i, w) for i, w in pairs if w is not None])
 
-    def _check_token(self, db: sqlite3.Connection, trial_ids: list[int], token: str) -> None:
-        held = db.execute(
-            "SELECT DISTINCT t.study_id, l.token FROM trials t LEFT JOIN leases l ON"
-            f" l.study_id = t.study_id WHERE t.id IN ({','.join('?' * len(trial_ids))})",
-            trial_ids).fetchall()
-        for study_id, holder in held:
-            if holder != token:
-                raise LeaseLost(f"this runner no longer holds study {study_id} in {self.path} "
-                                "(its lease was taken over); stopping without writing")
+    def _check_fence(self, db: sqlite3.Connection, study_id: int, token: str) -> None:
+        row = db.execute("SELECT token FROM leases WHERE study_id = ?", (study_id,)).fetchone()
+        if row is None or row[0] != token:
+            raise LeaseLost(f"this runner no longer holds study {study_id} in {self.path}: its "
+                            "lease was taken over (it was judged dead, e.g. paused past its "
+                            "heartbeat); stopping without writing")
 
     # ------------------------------------------------------------------------------- leases
 
@@ -427,7 +433,7 @@ class Store:
                       stale_after: float = STALE_AFTER) -> str:
         """The study's lease for this runner; a stale holder is replaced in the same transaction."""
         token = uuid.uuid4().hex
-        with self._write("taking the study's lease") as db:
+        with self._write("taking the study's lease", fenced=False) as db:
             if db.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone() is None:
                 raise NoSuchStudy(f"no study {study_id} in {self.path}")
             row = db.execute("SELECT * FROM leases WHERE study_id = ?", (study_id,)).fetchone()
@@ -440,7 +446,7 @@ class Store:
         return token
 
     def heartbeat(self, study_id: int, token: str) -> None:
-        with self._write("renewing the study's lease") as db:
+        with self._write("renewing the study's lease", fenced=False) as db:
             cur = db.execute("UPDATE leases SET heartbeat = ? WHERE study_id = ? AND token = ?",
                              (time.time(), study_id, token))
             if cur.rowcount == 0:
@@ -448,7 +454,8 @@ class Store:
                                 "another runner (this one was judged dead); stop")
 
     def release_lease(self, study_id: int, token: str) -> None:
-        with self._write("releasing the study's lease") as db:
+        """Give the lease up; a lease already taken over stays with its new holder."""
+        with self._write("releasing the study's lease", fenced=False) as db:
             db.execute("DELETE FROM leases WHERE study_id = ? AND token = ?", (study_id, token))
 
     def lease(self, study_id: int, stale_after: float = STALE_AFTER) -> dict[str, Any] | None:
@@ -484,6 +491,12 @@ class Store:
         with self._read("reading the test vault") as db:
             row = db.execute("SELECT * FROM vault WHERE study_id = ?", (study_id,)).fetchone()
         return vault_dict(row) if row else None
+
+    def vaults(self) -> list[dict[str, Any]]:
+        """Every test evaluation in the store, oldest first (to find earlier looks at a split)."""
+        with self._read("reading the test vaults") as db:
+            rows = db.execute("SELECT * FROM vault ORDER BY created, study_id").fetchall()
+        return [vault_dict(r) for r in rows]
 
     def set_predictions(self, study_id: int, predictions: dict[str, tuple[Any, str]]) -> None:
         """Replace the study's predictions: param -> (expected best value, effect size)."""

@@ -25,7 +25,19 @@ STUDY_STATUSES = ("pending", "running", "completed", "interrupted", "failed")
 TRIAL_STATUSES = ("pending", "running", "completed", "diverged", "failed", "interrupted")
 FINISHED = frozenset({"completed", "diverged"})  # a resume never reruns these
 EFFECT_SIZES = ("small", "medium", "large")
-STALE_AFTER = 30.0  # seconds without a heartbeat after which a lease may be taken over
+
+
+def _lease_seconds(default: float = 30.0) -> float:
+    """$HP_TUI_LEASE_SECONDS, else 30: how long a runner may go without a heartbeat before its
+    study may be taken over (the stress tests shorten it; a loaded machine may lengthen it)."""
+    try:
+        value = float(os.environ.get("HP_TUI_LEASE_SECONDS", default))
+    except ValueError:
+        return default
+    return value if 1.0 <= value <= 86400.0 else default
+
+
+STALE_AFTER = _lease_seconds()  # seconds without a heartbeat after which a lease may be taken over
 CHUNK = 500  # ids per IN (...) query, under SQLite's variable limit
 
 # epoch, train loss, val loss, val acc
@@ -83,6 +95,8 @@ class StudyRow:
     executor: str = "local"
     ray_address: str | None = None  # None: the runner's default (engine.executors.ray_address)
     counts: dict[str, int] = field(default_factory=dict)  # trials by status, every status present
+    # the CSV files it trains on, fingerprinted at creation (engine.data_identity); None: none
+    data_files: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +231,8 @@ def study_row(r: Any, counts: dict[str, int]) -> StudyRow:
         baseline=json.loads(r["baseline_json"]), spec=json.loads(r["spec_json"]),
         device=r["device"], created=r["created"], status=r["status"], finished=r["finished"],
         error=r["error"], executor=r["executor"] or "local", ray_address=r["ray_address"],
-        counts=counts or dict.fromkeys(TRIAL_STATUSES, 0))
+        counts=counts or dict.fromkeys(TRIAL_STATUSES, 0),
+        data_files=json.loads(r["data_files_json"]) if r["data_files_json"] else None)
 
 
 def trial_row(r: Any) -> TrialRow:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,6 +141,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE studies ADD COLUMN executor TEXT",
         "ALTER TABLE studies ADD COLUMN ray_address TEXT",
     ),
+    (  # 3: fingerprints of the CSV files a study trains on (JSON list; NULL: none recorded), so
+        # that the test vault can tell a file that changed since
+        "ALTER TABLE studies ADD COLUMN data_files_json TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -172,7 +177,16 @@ def translate(exc: sqlite3.Error, path: Path, action: str) -> StoreError:
 def corrupt_error(path: Path, detail: str) -> StoreError:
     return StoreError(f"{path} is not a readable hp-tui store: it is corrupt or not a SQLite "
                       f"database ({detail}). It was left untouched: move it aside (or restore a "
-                      "backup) and run again, or choose another file with --store or HP_TUI_STORE.")
+                      "backup) and run again, or choose another file with --store or "
+                      f"HP_TUI_STORE. A damaged store's studies may be recovered with `sqlite3 "
+                      f"{path} \".recover\" | sqlite3 recovered.db`.")
+
+
+def damaged_error(path: Path, problem: str) -> StoreError:
+    return StoreError(f"the store {path} is damaged ({problem}); nothing was written to it. "
+                      f"Recover what it holds with `sqlite3 {path} \".recover\" | sqlite3 "
+                      "recovered.db`, then use recovered.db (--store or HP_TUI_STORE), or move "
+                      "the damaged file aside.")
 
 
 def foreign_error(path: Path) -> StoreError:
@@ -202,26 +216,93 @@ def translated(path: Path, action: str) -> Iterator[None]:
 
 # ----------------------------------------------------------------------------------- opening
 
-def open_db(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connection:
-    """A checked, configured, up-to-date connection, or a StoreError with the file as it was."""
+class Connection(sqlite3.Connection):
+    """A connection that remembers which file (device, inode) it was opened on."""
+
+    identity: tuple[int, int] | None = None
+
+
+class _OpenFiles:
+    """The store files this process has SQLite connections to, by (device, inode).
+
+    POSIX locks belong to the process: closing *any* descriptor of a database file drops every
+    lock SQLite holds on it through other connections, and SQLite, which counts its locks per
+    file, never takes them again (SQLite's "How To Corrupt An SQLite Database File", 2.2). So
+    the raw header read of `check_header` happens only while this process has no connection to
+    the file."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[int, int], int] = {}
+
+    @contextmanager
+    def opening(self, path: Path) -> Iterator[bool]:
+        """Held across a whole open, so that no other thread's header read falls inside it;
+        yields whether this process has no connection to the file yet."""
+        with self._lock:
+            yield self._counts.get(_identity(path) or (-1, -1), 0) == 0
+
+    def opened(self, db: Connection, path: Path) -> None:
+        """Count a new connection (called inside `opening`)."""
+        db.identity = _identity(path)
+        if db.identity is not None:
+            self._counts[db.identity] = self._counts.get(db.identity, 0) + 1
+
+    def closed(self, db: Connection) -> None:
+        with self._lock:
+            if db.identity is not None and db.identity in self._counts:
+                self._counts[db.identity] -= 1
+                if not self._counts[db.identity]:
+                    del self._counts[db.identity]
+            db.identity = None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+OPEN_FILES = _OpenFiles()
+
+
+def open_db(path: Path, *, create: bool, readonly: bool) -> Connection:
+    """A checked, configured, up-to-date connection, or a StoreError with the file as it was.
+    Close it with `close_db`, which keeps the process's count of connections per file."""
     check_location(path, create=create, readonly=readonly)
-    check_header(path)
-    with translated(path, "opening the store"):
-        try:
-            return _open(path, readonly=readonly)
-        except sqlite3.OperationalError as exc:
-            # A viewer in a read-only directory cannot create the -shm file that WAL readers
-            # need; nobody can write there either, so the file may be read as immutable.
-            cannot = "unable to open" in str(exc) and not os.access(path.parent, os.W_OK)
-            if not (readonly and cannot):
-                raise
-            return _open(path, readonly=True, immutable=True)
+    with OPEN_FILES.opening(path) as first:
+        if first:
+            check_header(path)
+        with translated(path, "opening the store"):
+            try:
+                # A writer checks the file's structure first, once per process: what it would add
+                # to a damaged file could be lost with it.
+                db = _open(path, readonly=readonly, check=first and not readonly)
+            except sqlite3.OperationalError as exc:
+                # A viewer in a read-only directory cannot create the -shm file that WAL readers
+                # need; nobody can write there either, so the file may be read as immutable.
+                cannot = "unable to open" in str(exc) and not os.access(path.parent, os.W_OK)
+                if not (readonly and cannot):
+                    raise
+                db = _open(path, readonly=True, immutable=True)
+        OPEN_FILES.opened(db, path)
+    return db
 
 
-def _open(path: Path, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
+def close_db(db: Connection) -> None:
+    OPEN_FILES.closed(db)
+    db.close()
+
+
+def _open(path: Path, *, readonly: bool, immutable: bool = False,
+          check: bool = False) -> Connection:
     db = _connect(path, readonly=readonly, immutable=immutable)
     try:
         version = check_identity(db, path, readonly=readonly)
+        if check:
+            quick_check(db, path)
         if not readonly:
             configure_writer(db, path)
             if version < SCHEMA_VERSION:
@@ -290,12 +371,13 @@ def _is_sqlite(head: bytes) -> bool:
     return len(head) == 100 and head.startswith(b"SQLite format 3\x00")
 
 
-def _connect(path: Path, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
+def _connect(path: Path, *, readonly: bool, immutable: bool = False) -> Connection:
     # mode=ro never creates or writes; mode=rw opens an existing file only; rwc may create it.
     mode = "ro" if readonly else ("rw" if path.exists() else "rwc")
     extra = "&immutable=1" if immutable else ""
     db = sqlite3.connect(f"{path.absolute().as_uri()}?mode={mode}{extra}", uri=True,
-                         timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+                         timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+                         factory=Connection)
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     return db
@@ -320,6 +402,18 @@ def check_identity(db: sqlite3.Connection, path: Path, *, readonly: bool) -> int
         raise StoreError(f"the store {path} {what}; a viewer does not change it. Run a study or "
                          "`hp-tui studies` on it first to initialise or upgrade it.")
     return int(version)
+
+
+def quick_check(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged store (SQLite's quick_check: every page and record well formed; 0.3 s
+    for 140 MB) before anything is written to it."""
+    try:
+        found = "\n".join(str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall())
+    except sqlite3.DatabaseError as exc:  # damage the check itself trips over
+        raise damaged_error(path, str(exc)) from exc
+    if found != "ok":
+        lines = [line for line in found.splitlines() if line and not line.startswith("***")]
+        raise damaged_error(path, lines[0] if lines else found)
 
 
 def configure_writer(db: sqlite3.Connection, path: Path) -> None:

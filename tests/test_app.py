@@ -6,22 +6,30 @@ seeded straight into the store, so that the reading screens can be tested determ
 
 from __future__ import annotations
 
-import asyncio
-import io
+import os
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import DataTable, Input, Select
 
-from engine.launcher import RunnerOptions, start_runner
 from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset, parse_preset
-from engine.store import EpochRow, FinishRow, Store, encode_weights
+from engine.presets import load_preset
+from engine.store import Store
+from tests.app_helpers import (
+    ROOT,
+    SIZE,
+    column,
+    open_results,
+    run,
+    seed_grid,
+    text_of,
+    tiny_study,
+    trained_tiny,
+    until,
+)
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
@@ -35,120 +43,12 @@ from tui.screens.too_small import TooSmallScreen
 from tui.screens.vault import VaultScreen
 from tui.widgets.loss_plot import ValuePlot
 
-ROOT = Path(__file__).resolve().parent.parent
-SIZE = (80, 24)
-GRID = """
-name = "seeded-grid"
-description = "two parameters, two values each"
-[data]
-train_size = 200
-val_size = 100
-[train]
-epochs = 3
-[study]
-strategy = "grid"
-seeds = 2
-[study.vary]
-lr = [0.01, 0.1]
-activation = ["relu", "tanh"]
-"""
-
-
-@pytest.fixture(autouse=True)
-def _user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Saved presets go to a temporary user folder, never the real one."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return tmp_path / "config" / "hp-tui" / "presets"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "s.db") as s:
-        yield s
-
-
-def seed_grid(store: Store, *, finish: bool = True) -> int:
-    """A finished 2x2 grid (8 trials) with made-up but deterministic numbers: tanh and the
-    larger learning rate are better, by much more than the seed noise."""
-    preset = parse_preset(GRID)
-    study_id = actions.create_study(store, preset)
-    store.set_study_status(study_id, "completed" if finish else "running")
-    rows, ends = [], []
-    rng = np.random.default_rng(0)
-    for t in store.trials(study_id):
-        acc = 0.6 + 0.2 * (t.config["train"]["lr"] == 0.1) + 0.1 * (
-            t.config["model"]["activation"] == "tanh") + 0.005 * t.replicate
-        for epoch in range(3):
-            rows.append(EpochRow(t.id, epoch, 0.5 - 0.1 * epoch, 0.55 - 0.1 * epoch, acc))
-        weights = encode_weights([(rng.normal(size=(10, 2)), np.zeros(10)),
-                                  (rng.normal(size=(1, 10)), np.zeros(1))])
-        if finish or t.number <= 4:
-            ends.append(FinishRow(t.id, "completed", weights, None, 0.3, 0.35, acc, 3))
-    store.record_epoch(rows)
-    store.finish_trials(ends)
-    return study_id
-
-
-def tiny_study(store: Store, **overrides: Any) -> int:
-    preset = load_preset(resolve_preset_arg("tiny"))
-    if overrides:
-        text = preset.text.replace("epochs = 2", f"epochs = {overrides['epochs']}")
-        preset = parse_preset(text, "tiny-long.toml")
-    return actions.create_study(store, preset)
-
-
-def trained_tiny(store: Store) -> int:
-    study_id = tiny_study(store)
-    assert start_runner(store.path, study_id, RunnerOptions(device="cpu")).wait(timeout=120) == 0
-    return study_id
-
-
-async def wait_for(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.1)
-
-
-async def open_results(app: HpTuiApp, pilot: Any, study_id: int) -> ResultsScreen:
-    """Push the study's Results screen and wait until its data has loaded."""
-    app.push_screen(ResultsScreen(study_id))
-    screen = app.screen
-    assert isinstance(screen, ResultsScreen)
-    await wait_for(pilot, lambda: screen.data is not None)
-    return screen
-
-
-def plain(content: Any, width: int = 100) -> str:
-    """Static content (markup text or a rich renderable) as the plain text a user reads."""
-    from rich.console import Console
-    from rich.text import Text
-
-    if isinstance(content, str):
-        content = Text.from_markup(content)
-    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
-    console.print(content)
-    return console.export_text()
-
-
-def text_of(app: HpTuiApp, selector: str) -> str:
-    return plain(app.screen.query_one(selector, Static).content)
-
-
-def column(table: DataTable, index: int) -> list[str]:
-    return [str(table.get_row_at(r)[index]) for r in range(table.row_count)]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 # -- app shell -----------------------------------------------------------------------------------
 
 def test_presets_screen_lists_presets_invalid_ones_and_studies(store: Store,
-                                                               _user_dir: Path) -> None:
-    _user_dir.mkdir(parents=True)
-    (_user_dir / "broken.toml").write_text("[train]\nlr = -1\n")
+                                                               user_presets: Path) -> None:
+    user_presets.mkdir(parents=True)
+    (user_presets / "broken.toml").write_text("[train]\nlr = -1\n")
     study_id = seed_grid(store)
 
     async def go() -> None:
@@ -163,7 +63,7 @@ def test_presets_screen_lists_presets_invalid_ones_and_studies(store: Store,
             assert "invalid" in str(rows["broken"][2])
             assert "lr" in str(rows["broken"][3])  # the first error line names the key
             studies = app.screen.query_one("#studies", DataTable)
-            await wait_for(pilot, lambda: studies.row_count == 1)
+            await until(pilot, lambda: studies.row_count == 1)
             assert column(studies, 0) == [str(study_id)]
             assert "completed" in column(studies, 3)[0]
             # Enter on an invalid preset explains instead of opening the form.
@@ -173,7 +73,7 @@ def test_presets_screen_lists_presets_invalid_ones_and_studies(store: Store,
             assert isinstance(app.screen, PresetsScreen)
             # Enter on a finished study opens its results.
             await pilot.press("tab", "enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+            await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
             await pilot.press("escape")
             await pilot.pause()
             assert isinstance(app.screen, PresetsScreen)
@@ -191,9 +91,10 @@ def test_studies_list_follows_the_store_live(store: Store) -> None:
             studies = app.screen.query_one("#studies", DataTable)
             await pilot.pause(0.3)
             assert studies.row_count == 0
-            seed_grid(store, finish=False)  # another process writes a study
-            await wait_for(pilot, lambda: studies.row_count == 1, timeout=5)
-            assert "running" in column(studies, 3)[0]
+            study_id = seed_grid(store, finish=False)  # another process trains a study
+            store.acquire_lease(study_id, pid=os.getpid(), host=socket.gethostname())
+            await until(pilot, lambda: studies.row_count == 1
+                        and "running" in column(studies, 3)[0], timeout=5)
             assert column(studies, 4)[0] == "4/8"
 
     run(go())
@@ -276,8 +177,9 @@ def test_form_validates_as_you_type_and_counts_strategies(store: Store) -> None:
     run(go())
 
 
+@pytest.mark.slow
 def test_form_saves_toml_and_never_overwrites_without_asking(store: Store,
-                                                             _user_dir: Path) -> None:
+                                                             user_presets: Path) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
@@ -289,7 +191,7 @@ def test_form_saves_toml_and_never_overwrites_without_asking(store: Store,
             await pilot.pause()
             await pilot.press("ctrl+s")
             await pilot.pause()
-            saved = _user_dir / "mine.toml"
+            saved = user_presets / "mine.toml"
             preset = load_preset(saved)
             assert preset.config.lr == 0.05 and preset.name == "mine"
             form.query_one("#f-train-lr Input", Input).value = "0.5"
@@ -311,6 +213,7 @@ def test_form_saves_toml_and_never_overwrites_without_asking(store: Store,
 
 # -- run screen ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_launch_tiny_from_the_form_trains_and_shows_live(store: Store) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
@@ -321,11 +224,11 @@ def test_launch_tiny_from_the_form_trains_and_shows_live(store: Store) -> None:
             await pilot.pause()
             assert isinstance(app.screen, FormScreen)
             await pilot.press("ctrl+l")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+            await until(pilot, lambda: isinstance(app.screen, RunScreen))
             screen = app.screen
-            await wait_for(pilot, lambda: screen.study is not None
+            await until(pilot, lambda: screen.study is not None
                            and screen.study.status == "completed")
-            await wait_for(pilot, lambda: len(screen.metrics) == 4)
+            await until(pilot, lambda: len(screen.metrics) == 4)
             table = screen.query_one("#run-trials", DataTable)
             assert table.row_count == 4
             await pilot.pause(0.5)
@@ -337,14 +240,15 @@ def test_launch_tiny_from_the_form_trains_and_shows_live(store: Store) -> None:
             assert store.trials(studies[0].id)[0].val_acc is not None
             await pilot.press("l")  # log scale redraws without error
             await pilot.press("o")
-            await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+            await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
             results = app.screen
-            await wait_for(pilot, lambda: results.data is not None)
+            await until(pilot, lambda: results.data is not None)
             assert results.query_one("#results-trials", DataTable).row_count == 4
 
     run(go())
 
 
+@pytest.mark.slow
 def test_stop_keeps_the_study_resumable_and_resume_finishes_it(store: Store) -> None:
     study_id = tiny_study(store, epochs=400)
 
@@ -354,21 +258,21 @@ def test_stop_keeps_the_study_resumable_and_resume_finishes_it(store: Store) -> 
             pid = actions.launch(store, study_id, device="cpu")
             app.push_screen(RunScreen(study_id, pid=pid))
             screen = app.screen
-            await wait_for(pilot, lambda: any(len(m) >= 2 for m in screen.metrics.values()))
+            await until(pilot, lambda: any(len(m) >= 2 for m in screen.metrics.values()))
             assert screen.check_action("stop", ()) is True
             await pilot.press("s")
-            await wait_for(pilot, lambda: store.study(study_id).status == "interrupted",
+            await until(pilot, lambda: store.study(study_id).status == "interrupted",
                            timeout=30)
-            await wait_for(pilot, lambda: "interrupted" in text_of(app, "#run-status"))
-            await wait_for(pilot, lambda: screen.check_action("resume", ()) is True, timeout=15)
+            await until(pilot, lambda: "interrupted" in text_of(app, "#run-status"))
+            await until(pilot, lambda: screen.check_action("resume", ()) is True, timeout=15)
             # Leaving and reopening the screen never touches the runner or the store.
             await pilot.press("r")
-            await wait_for(pilot, lambda: store.study(study_id).status == "running", timeout=30)
+            await until(pilot, lambda: store.study(study_id).status == "running", timeout=30)
             await pilot.press("escape")
             await pilot.pause()
             app.push_screen(RunScreen(study_id))
             again = app.screen
-            await wait_for(pilot, lambda: again.study is not None
+            await until(pilot, lambda: again.study is not None
                            and again.study.status == "completed", timeout=90)
             assert store.study(study_id).counts["completed"] == 4
 
@@ -383,7 +287,7 @@ def test_run_screen_reads_a_study_whose_runner_died(store: Store) -> None:
         async with app.run_test(size=SIZE) as pilot:
             app.push_screen(RunScreen(study_id))
             screen = app.screen
-            await wait_for(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
+            await until(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
             status = text_of(app, "#run-status")
             assert "runner gone" in status and "4/8 trials" in status
             assert screen.check_action("stop", ()) is False
@@ -395,8 +299,11 @@ def test_run_screen_reads_a_study_whose_runner_died(store: Store) -> None:
     run(go())
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_a_ray_study_resumed_from_the_run_screen_trains_on_ray(store: Store) -> None:
     """The app starts runners without knowing about executors: the study's record decides."""
+    pytest.importorskip("ray")
     preset = load_preset(resolve_preset_arg("tiny"))
     study_id = actions.create_study(store, preset, device="cpu", executor="ray")
     assert store.study(study_id).ray_address == "local"  # a private Ray on this machine
@@ -406,18 +313,21 @@ def test_a_ray_study_resumed_from_the_run_screen_trains_on_ray(store: Store) -> 
         async with app.run_test(size=SIZE) as pilot:
             app.push_screen(RunScreen(study_id))
             screen = app.screen
-            await wait_for(pilot, lambda: screen.check_action("resume", ()) is True)
+            await until(pilot, lambda: screen.check_action("resume", ()) is True)
             assert "on a private Ray" in text_of(app, "#run-status")
             await pilot.press("r")
-            await wait_for(pilot, lambda: store.study(study_id).status == "completed",
+            await until(pilot, lambda: store.study(study_id).status == "completed",
                            timeout=120)
-            await wait_for(pilot, lambda: "4/4 trials" in text_of(app, "#run-status"))
+            await until(pilot, lambda: "4/4 trials" in text_of(app, "#run-status"))
     run(go())
     assert {t.device for t in store.trials(study_id)} == {"ray:cpu"}
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_the_app_launches_on_the_ray_it_was_opened_with(store: Store) -> None:
     """`hp-tui --executor ray`: the form says where a launch goes, and the study goes there."""
+    pytest.importorskip("ray")
     preset = load_preset(resolve_preset_arg("tiny"))
 
     async def go() -> int:
@@ -427,9 +337,9 @@ def test_the_app_launches_on_the_ray_it_was_opened_with(store: Store) -> None:
             await pilot.pause()
             assert "launches on a private Ray" in text_of(app, "#cost")
             await pilot.press("ctrl+l")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), timeout=10)
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), timeout=10)
             study_id = app.screen.study_id
-            await wait_for(pilot, lambda: store.study(study_id).status == "completed",
+            await until(pilot, lambda: store.study(study_id).status == "completed",
                            timeout=120)
             return study_id
 
@@ -485,7 +395,7 @@ def test_compare_highlights_differences(store: Store) -> None:
             await open_results(app, pilot, study_id)
             # Mark trial 1 (relu), compare it with trial 3 (tanh, same lr and seed).
             await pilot.press("space", "down", "down", "c")
-            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen))
             assert app.screen.numbers == (1, 3)
             assert len(app.screen.pair) == 2
             shown = text_of(app, "#compare-table")
@@ -495,6 +405,7 @@ def test_compare_highlights_differences(store: Store) -> None:
     run(go())
 
 
+@pytest.mark.slow
 def test_vault_confirms_evaluates_once_and_then_only_shows(store: Store) -> None:
     study_id = trained_tiny(store)
 
@@ -515,7 +426,7 @@ def test_vault_confirms_evaluates_once_and_then_only_shows(store: Store) -> None
             await pilot.press("ctrl+o")
             await pilot.pause()
             await pilot.press("y")
-            await wait_for(pilot, lambda: screen.record is not None, timeout=120)
+            await until(pilot, lambda: screen.record is not None, timeout=120)
             record = store.vault(study_id)
             assert record is not None
             shown = text_of(app, "#vault-result")

@@ -1,4 +1,4 @@
-"""The headless CLI, driven as a subprocess the way scripts and users drive it (issue 3)."""
+"""The headless CLI, driven as a subprocess the way scripts and users drive it."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def test_run_tiny_json_has_the_contracted_shape(store: Path) -> None:
     assert hp("show", "1", "--json", store=store).json()["study"] == 1
 
 
+@pytest.mark.slow
 def test_same_study_twice_gives_the_same_numbers(store: Path) -> None:
     a = hp("run", TINY, "--json", store=store).json()
     b = hp("run", TINY, "--json", store=store).json()
@@ -78,6 +79,7 @@ def test_same_study_twice_gives_the_same_numbers(store: Path) -> None:
     assert [t["train_loss"] for t in a["trials"]] == [t["train_loss"] for t in b["trials"]]
 
 
+@pytest.mark.slow
 def test_notebook_sensitivity_study_end_to_end(store: Path) -> None:
     """The workshop's question in one command: the impact table of every knob it names."""
     preset = load_preset(shipped_presets_dir() / "notebook.toml")
@@ -175,6 +177,7 @@ def test_unwritable_store_location_is_a_clear_error(store: Path, tmp_path: Path)
     assert r.code == 4 and "Traceback" not in r.err and str(blocker) in r.err
 
 
+@pytest.mark.slow
 def test_vault_opens_once(store: Path) -> None:
     assert hp("run", TINY, "--json", store=store).code == 0
     refused = hp("vault", "1", "--trial", "1", store=store, stdin="")
@@ -215,6 +218,7 @@ def _finished(store: Path, study: int = 1) -> dict[int, tuple]:
             if t.status in ("completed", "diverged")}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_finishes_every_trial_exactly_once(store: Path,
                                                                tmp_path: Path) -> None:
     preset = _slow_study(store, tmp_path)
@@ -244,6 +248,7 @@ def test_sigkill_then_resume_finishes_every_trial_exactly_once(store: Path,
     assert [t["val_acc"] for t in clean["trials"]] == [t["val_acc"] for t in data["trials"]]
 
 
+@pytest.mark.slow
 def test_second_runner_on_a_study_is_refused(store: Path, tmp_path: Path) -> None:
     preset = _slow_study(store, tmp_path)
     assert hp("run", str(preset), "--detach", store=store).code == 0
@@ -266,6 +271,7 @@ def test_second_runner_on_a_study_is_refused(store: Path, tmp_path: Path) -> Non
         assert wait_for(lambda: s.lease(1) is None)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_study_resumes(store: Path, tmp_path: Path) -> None:
     preset = _slow_study(store, tmp_path)
     proc = start_hp("run", str(preset), store=store)
@@ -283,6 +289,7 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(store: Path, tmp_path: Path)
     assert r.code == 0 and r.json()["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_study_names_that_cannot_work_are_input_errors(store: Path) -> None:
     assert hp("run", TINY, "--name", "lr-sweep", store=store).code == 0
     taken = hp("run", TINY, "--name", "lr-sweep", store=store)

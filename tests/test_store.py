@@ -193,15 +193,28 @@ def test_record_epoch_is_one_transaction(store: Store) -> None:
         store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5, status="pending")])
 
 
-def test_record_epoch_with_a_lost_lease_is_refused(store: Store) -> None:
+def test_every_write_with_a_lost_lease_is_refused(store: Store) -> None:
     sid = make_study(store, n=1)
     [a] = ids(store, sid)
     token = store.acquire_lease(sid, pid=os.getpid(), host=HOST)
-    store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5)], token=token)
+    store.hold(sid, token)
+    store.record_epoch([EpochRow(a, 0, 1.0, 1.0, 0.5)])
     store.release_lease(sid, token)
-    with pytest.raises(LeaseLost):
-        store.record_epoch([EpochRow(a, 1, 1.0, 1.0, 0.5)], token=token)
+    writes = [
+        lambda: store.record_epoch([EpochRow(a, 1, 1.0, 1.0, 0.5)]),
+        lambda: store.finish_trials([FinishRow(a, "completed", None, None, 0.1, 0.2, 0.9, 2)]),
+        lambda: store.start_trials([a], device="cpu", torch_version="x"),
+        lambda: store.mark_trials([a], "interrupted"),
+        lambda: store.reset_unfinished(sid),
+        lambda: store.set_study_status(sid, "completed"),
+        lambda: store.save_points(sid, {}, np.zeros((1, 2)), np.zeros(1)),
+        lambda: store.record_run(sid, trials=1, trial_steps=1, seconds=1.0, device="cpu"),
+    ]
+    for write in writes:
+        with pytest.raises(LeaseLost, match="taken over"):
+            write()
     assert len(store.metrics([a])[a]) == 1
+    assert store.trial(sid, 1).status == "running" and store.runs() == []
 
 
 def test_finish_trials(store: Store) -> None:
@@ -444,3 +457,51 @@ def test_validation_points_round_trip_per_data_section(tmp_path: Path) -> None:
         assert got is not None
         assert np.array_equal(got[0], x) and np.array_equal(got[1], y)
         assert store.points(study, {"noise": 0.2, "seed": 0}) is None
+
+
+# --- locks -----------------------------------------------------------------------------------
+
+
+def held_locks(path: Path) -> list[str]:
+    """The POSIX locks this process holds on `path` (Linux: /proc/locks)."""
+    inode = str(path.stat().st_ino)
+    return [line for line in Path("/proc/locks").read_text().splitlines()
+            if line.split()[4] == str(os.getpid()) and line.split()[5].endswith(":" + inode)]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
+def test_the_locks_survive_every_open(tmp_path: Path) -> None:
+    """SQLite keeps a shared lock on the file while a connection is open; a plain open() and
+    close() of the file anywhere in the process would drop it for good (POSIX locks belong to the
+    process), and with it the protection of the WAL against other processes' checkpoints."""
+    import threading
+
+    import torch
+
+    from engine.config import DataConfig, TrialConfig
+    from engine.data import load_splits
+    from engine.parallel import WorkerPool
+    from engine.reference import Trial
+
+    path = tmp_path / "s.db"
+    with Store(path) as runner:
+        sid = make_study(runner)
+        token = runner.acquire_lease(sid, pid=os.getpid(), host=HOST)
+        runner.hold(sid, token)
+        assert held_locks(path), "SQLite holds a lock while a connection is open"
+        with Store(path, create=False) as again:  # the runner's heartbeat connection
+            again.heartbeat(sid, token)
+        assert held_locks(path)
+        seen: list[Any] = []
+        thread = threading.Thread(target=lambda: seen.append(Store(path, readonly=True).close()))
+        thread.start()
+        thread.join()
+        assert seen == [None] and held_locks(path)
+        data = DataConfig(train_size=100, val_size=50)
+        with WorkerPool(2, torch.device("cpu")) as pool:
+            pool.train([Trial(TrialConfig(data=data, epochs=1), s) for s in (1, 2)],
+                       load_splits(data), compile=False)
+        assert held_locks(path), "forked workers neither use nor close the runner's connection"
+        runner.record_epoch([EpochRow(ids(runner, sid)[0], 0, 1.0, 1.0, 0.5)])
+        assert held_locks(path)
+    assert held_locks(path) == []

@@ -122,16 +122,19 @@ def test_damaged_schema_page_is_refused_untouched(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-def test_damage_deeper_in_the_file_is_a_store_error_on_read(tmp_path: Path) -> None:
-    # Opening does not read the whole file (that would cost O(size) per start); the damage
-    # surfaces, as a StoreError, on the first read that reaches it.
+def test_damage_deeper_in_the_file_is_refused_for_writing(tmp_path: Path) -> None:
+    """A writer checks the whole file once (quick_check) and refuses a damaged one, with how to
+    recover it; a viewer does not read it all, and meets the damage as a StoreError."""
     path = filled_store(tmp_path / "store.db", studies=30)
     raw = bytearray(path.read_bytes())
     raw[4096:] = b"\xaa" * (len(raw) - 4096)
     path.write_bytes(bytes(raw))
     before = path.read_bytes()
-    with Store(path) as s, pytest.raises(StoreError, match="corrupt"):
-        s.studies()
+    with pytest.raises(StoreError, match=r"damaged.*\.recover"):
+        Store(path)
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError, match="corrupt"), Store(path, readonly=True) as s:
+        s.studies()  # (or already the open, when the schema reaches the damaged pages)
     assert path.read_bytes() == before
 
 

@@ -102,6 +102,7 @@ def committed_epochs(path: Path, study: int) -> int:
         return count
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_writer_and_polling_readers_never_see_a_locked_store(tmp_path: Path) -> None:
     path = tmp_path / "store.db"

@@ -1,14 +1,19 @@
 """Study actions shared by the app's screens: plan and create a study, start, stop and resume
-its runner. Torch-free: training happens in the detached runner process (DESIGN.md section 2).
+its runner. Torch-free: training happens in the detached runner process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from engine import eta, strategies
+from engine import eta, memory, strategies
 from engine.config import TrialConfig
+from engine.csv_check import check_datasets
+from engine.data_identity import study_fingerprints
 from engine.launcher import RunnerOptions, start_runner, stop_runner
 from engine.presets import Preset
 from engine.store import Store
@@ -59,11 +64,20 @@ def cost(preset: Preset) -> Cost:
 
 def create_study(store: Store, preset: Preset, *, name: str | None = None,
                  device: str = "auto", plan: strategies.Plan | None = None,
-                 executor: str = "local", ray_address: str | None = None) -> int:
+                 executor: str = "local", ray_address: str | None = None,
+                 warn: Callable[[str], None] | None = None) -> int:
     """The same steps as `hp-tui run`: plan the trials and write the study; returns its id.
     A Ray study records its cluster (engine.executors.ray_address) so that resuming it, from
-    here or from the app, goes back to the same one."""
+    here or from the app, goes back to the same one.
+
+    CSV data is read first (engine.csv_check raises DataError for a broken file), so that a study
+    whose every trial would fail is never stored; `warn` gets what is odd but trainable. Their
+    fingerprints are stored with the study: the vault refuses a file that changed since."""
     plan = plan or strategies.plan(preset.config, preset.study)
+    base_dir = preset.path.resolve().parent if preset.path else None
+    for warning in check_datasets((t.config.data for t in plan.trials), base_dir):
+        if warn is not None:
+            warn(warning)
     if executor == "ray":
         from engine.executors import ray_address as resolved
 
@@ -74,7 +88,39 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
         preset_text=preset.text, strategy=plan.strategy, seed=preset.study.seed,
         baseline=preset.config.to_dict(), spec=preset.study.to_dict(), device=device,
         trials=[(t.config.to_dict(), t.seed, t.replicate) for t in plan.trials],
-        executor=executor, ray_address=ray_address)
+        executor=executor, ray_address=ray_address,
+        data_files=study_fingerprints(
+            (dataclasses.asdict(d) for d in {t.config.data for t in plan.trials}), base_dir))
+
+
+def memory_refusal(configs: Iterable[TrialConfig], *, workers: int, device: str | None,
+                   executor: str = "local", base_dir: Path | None = None) -> str | None:
+    """Why training `configs` here would not fit this machine's memory (engine.memory), or
+    None. A Ray study trains on the cluster's nodes, whose memory is Ray's to watch."""
+    if executor == "ray":
+        return None
+    return memory.refusal(configs, workers, device=device, base_dir=base_dir)
+
+
+def launch_memory_refusal(preset: Preset, plan: strategies.Plan, executor: str) -> str | None:
+    """`memory_refusal` for a new study launched from the app (one worker per core)."""
+    return memory_refusal((t.config for t in plan.trials), workers=workers(), device="auto",
+                          executor=executor,
+                          base_dir=preset.path.resolve().parent if preset.path else None)
+
+
+def resume_memory_refusal(store: Store, study_id: int) -> str | None:
+    """`memory_refusal` for resuming the study from the app: its unfinished trials."""
+    study = store.study(study_id)
+    todo = [TrialConfig.from_dict(t.config) for t in store.trials(study_id)
+            if t.status not in ("completed", "diverged")]
+    return memory_refusal(todo, workers=workers(), device=study.device,
+                          executor=study.executor, base_dir=study_base_dir(study.preset_path))
+
+
+def study_base_dir(preset_path: str | None) -> Path | None:
+    """Where a study's relative data paths are anchored: its preset's folder."""
+    return Path(preset_path).parent if preset_path else None
 
 
 def launch(store: Store, study_id: int, device: str | None = None) -> int:

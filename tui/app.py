@@ -1,4 +1,4 @@
-"""The hp-tui terminal app: a thin shell of screens over the store (DESIGN.md sections 2 and 8).
+"""The hp-tui terminal app: a thin shell of screens over the store.
 
 The app process never imports torch: it reads the store, renders, and starts or stops detached
 runner processes. Every screen lives in `tui/screens/`, all styling in `tui/app.tcss`.

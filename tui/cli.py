@@ -25,8 +25,9 @@ commands:
   presets           list the shipped presets and yours
 
 Run `hp-tui` alone to open the terminal app. STUDY is a study's number or its --name.
-exit codes: 0 ok, 1 runner failure, 2 usage, 3 invalid preset or data, 4 store error,
-            5 study busy (another runner holds it), 6 vault refused, 130 interrupted
+exit codes: 0 ok, 1 runner failure, 2 usage, 3 invalid preset or data (or a study too
+            big for this machine's memory), 4 store error, 5 study busy (another runner
+            holds it), 6 vault refused, 130 interrupted
 """
 
 
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the Ray cluster's head, HOST:PORT as `ray start --head` prints it "
                             "(default: $RAY_ADDRESS, else a private Ray on this machine)")
 
+    def memory_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--ignore-memory", action="store_true",
+                       help="start even when the study's estimated peak memory exceeds what "
+                            "this machine has available (refused otherwise, exit code 3)")
+
     def json_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -76,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto",
                      help="auto, cpu, cuda, cuda:N or mps (default auto)")
     run.add_argument("--workers", type=int, metavar="N",
-                     help="training processes (default: one per core, CPU only); with "
-                          "--executor ray and no cluster address, the local Ray's CPUs")
+                     help="training processes, 1 to the number of cores (default: one per "
+                          "core, CPU only); with --executor ray and no cluster address, the "
+                          "local Ray's CPUs")
     executor_opts(run)
+    memory_opt(run)
     run.add_argument("--detach", action="store_true",
                      help="start the study in the background, print its number and return")
     store_opt(run)
@@ -87,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     resume = add("resume", "train what a stopped or killed study left unfinished")
     resume.add_argument("study", metavar="STUDY")
     resume.add_argument("--device", help="override the study's device")
-    resume.add_argument("--workers", type=int, metavar="N")
+    resume.add_argument("--workers", type=int, metavar="N",
+                        help="training processes, 1 to the number of cores")
     executor_opts(resume, resuming=True)
+    memory_opt(resume)
     resume.add_argument("--detach", action="store_true")
     store_opt(resume)
     json_opt(resume)
@@ -138,22 +148,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         args.prestarted = _prestart_runner(args)
     from tui import headless
+    from tui.text import MESSAGE_WHITESPACE, printable
 
     try:
-        return headless.dispatch(args)
+        code = headless.dispatch(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at the exit's flush
+        return code
     except KeyboardInterrupt:
         print("hp-tui: interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED
     except exitcodes.UserError as e:
-        print(f"hp-tui: {e}", file=sys.stderr)
+        print(f"hp-tui: {printable(str(e), keep=MESSAGE_WHITESPACE)}", file=sys.stderr)
         return e.code
     except BrokenPipeError:
         # `hp-tui show 1 | head`: the reader left; that is not an error worth a traceback.
+        _discard_stdout()
         sys.stderr.close()
         return exitcodes.OK
+    except OSError as e:
+        if e.filename is not None:  # a file's error; stdout's own carry no file name
+            raise
+        # `hp-tui show 1 > /dev/full`: the output was lost, which a script must be told
+        _discard_stdout()
+        print(f"hp-tui: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        return exitcodes.FAILED
     finally:
         if getattr(args, "prestarted", None) is not None:
             args.prestarted.cancel()  # the run failed before launching it (no-op once launched)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what could not be
+    written fails no second time (with "Exception ignored" and exit code 120)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _prestart_runner(args: argparse.Namespace) -> Any:

@@ -18,11 +18,24 @@ from typing import Any
 
 from engine import report
 from engine.config import TrialConfig
+from engine.csv_check import DataError
 from engine.presets import PresetError
-from engine.store import BadName, LeaseBusy, Store, StoreError, default_store_path
+from engine.store import (
+    BadName,
+    LeaseBusy,
+    NoSuchStudy,
+    NoSuchTrial,
+    Store,
+    StoreError,
+    StudyRow,
+    TrialRow,
+    default_store_path,
+)
+from engine.store_rows import no_such_study_message
 from tui import actions, exitcodes, render
 from tui.exitcodes import UserError
-from tui.files import write_atomically
+from tui.files import NotRegularFile, write_atomically
+from tui.text import MESSAGE_WHITESPACE, control_character, printable
 
 POLL_SECONDS = 0.25
 
@@ -35,7 +48,7 @@ def dispatch(args: argparse.Namespace) -> int:
         raise UserError(str(e), exitcodes.INVALID_INPUT) from None
     except LeaseBusy as e:
         raise UserError(str(e), exitcodes.BUSY) from None
-    except BadName as e:
+    except (BadName, DataError) as e:
         raise UserError(str(e), exitcodes.INVALID_INPUT) from None
     except StoreError as e:
         raise UserError(str(e), exitcodes.STORE) from None
@@ -60,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.preset_library import resolve_preset_arg
     from engine.presets import load_preset, with_overrides
 
+    _check_name(args.name)
+    _check_workers(args.workers)
     _check_placement(args.executor, args.ray_address, args.device)
     path = resolve_preset_arg(args.preset)
     preset = with_overrides(load_preset(path), strategy=args.strategy, seeds=args.seeds,
@@ -72,15 +87,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
              f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
              f"ETA {estimate.human()}")
+        _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
+                      device=args.device,
+                      base_dir=preset.path.resolve().parent if preset.path else None)
         study_id = actions.create_study(store, preset, name=args.name, device=args.device,
                                         plan=plan, executor=args.executor,
-                                        ray_address=args.ray_address)
+                                        ray_address=args.ray_address,
+                                        warn=lambda m: _say(f"hp-tui: warning: {m}"))
         return _launch_and_follow(store, study_id, args)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    _check_workers(args.workers)
     with open_store(args.store) as store:
-        study = store.study(args.study)
+        study = find_study(store, args.study)
         lease = store.lease(study.id)
         if lease and lease.get("alive"):
             raise UserError(
@@ -94,6 +114,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         _check_placement(args.executor or study.executor,
                          args.ray_address or (study.ray_address if not args.executor else None),
                          args.device)
+        _check_memory(args, [TrialConfig.from_dict(t.config) for t in todo],
+                      executor=args.executor or study.executor,
+                      device=args.device or study.device,
+                      base_dir=actions.study_base_dir(study.preset_path))
         _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
         return _launch_and_follow(store, study.id, args)
 
@@ -180,7 +204,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
             _say(f"no studies yet ({path} does not exist); start one with `hp-tui run notebook`")
         return exitcodes.OK
     with open_store(args.store, readonly=True) as store:
-        rows = [_study_summary(s) for s in store.studies()]
+        rows = [_study_summary(store, s) for s in store.studies()]
     if args.json:
         print(json.dumps(rows))
     else:
@@ -188,27 +212,33 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _study_summary(s: Any) -> dict[str, Any]:
+def _study_summary(store: Store, s: StudyRow) -> dict[str, Any]:
+    status, runner = report.study_status(store, s)
     return {"study": s.id, "name": s.name, "preset": s.preset_name, "strategy": s.strategy,
-            "status": s.status, "created": s.created, "counts": s.counts,
+            "status": status, "runner": runner, "created": s.created, "counts": s.counts,
             "trials": sum(s.counts.values())}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_store(args.store, readonly=True) as store:
-        return _print_result(store, store.study(args.study).id, args.json)
+        return _print_result(store, find_study(store, args.study).id, args.json)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_store(args.store, readonly=True) as store:
-        data = report.study_dict(store, store.study(args.study))
+        data = report.study_dict(store, find_study(store, args.study))
+        store_path = store.path
     text = render.export_text(data, args.format)
     if not args.output:
         sys.stdout.write(text)
         return exitcodes.OK
     out = Path(args.output)
+    _check_not_the_store(out, store_path)
     try:
         write_atomically(out, text)
+    except NotRegularFile as e:
+        raise UserError(f"{out}: will not write the export there: {e.strerror}",
+                        exitcodes.INVALID_INPUT) from None
     except OSError as e:
         raise UserError(f"{out}: cannot write the export ({e.strerror or e})",
                         exitcodes.FAILED) from None
@@ -217,28 +247,32 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_vault(args: argparse.Namespace) -> int:
+    from engine import vault
     from engine.store import VaultUsed
 
     with open_store(args.store) as store:
-        study = store.study(args.study)
+        study = find_study(store, args.study)
         existing = store.vault(study.id)
-        if existing is None:
-            trial = store.trial(study.id, args.trial)
-            if not args.yes:
-                _confirm_vault(study.id, trial.number, trial.val_acc)
+        earlier: list[dict[str, Any]] = []
         try:
-            from engine.vault import VaultRefused, open_vault
-
-            try:
-                record = open_vault(store, study.id, args.trial)
-            except VaultRefused as e:
-                raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+            if existing is None:
+                trial = find_trial(store, study.id, args.trial)
+                vault.check_can_open(store, study, trial)  # a refusal needs no confirmation
+                earlier = vault.earlier_evaluations(store, study, trial)
+                if earlier:
+                    _say(f"hp-tui: warning: {vault.seen_before_message(earlier)}")
+                if not args.yes:
+                    _confirm_vault(study.id, trial.number, trial.val_acc, bool(earlier))
+            record = vault.open_vault(store, study.id, args.trial)
+        except vault.VaultRefused as e:
+            raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
         except VaultUsed as e:
             if args.json:
                 print(json.dumps(e.record))
             else:
                 render.print_vault(e.record, already=True)
             raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+    record["earlier_evaluations"] = earlier
     if args.json:
         print(json.dumps(record))
     else:
@@ -246,12 +280,15 @@ def cmd_vault(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _confirm_vault(study_id: int, number: int, val_acc: float | None) -> None:
+def _confirm_vault(study_id: int, number: int, val_acc: float | None,
+                   seen_before: bool = False) -> None:
     if not sys.stdin.isatty():
-        raise UserError("the vault needs confirmation: pass --yes (no terminal to ask on)",
+        heed = "; read the warning above first" if seen_before else ""
+        raise UserError(f"the vault needs confirmation: pass --yes (no terminal to ask on){heed}",
                         exitcodes.VAULT_REFUSED)
     acc = f" (validation accuracy {val_acc:.2%})" if val_acc is not None else ""
-    prompt = (f"Evaluate trial {number}{acc} of study {study_id} on the test split? "
+    anyway = "This test split was seen before (see above). " if seen_before else ""
+    prompt = (f"{anyway}Evaluate trial {number}{acc} of study {study_id} on the test split? "
               "This can be done once per study. [y/N] ")
     try:
         answer = input(prompt)
@@ -292,11 +329,77 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 # --- helpers ---------------------------------------------------------------------------------
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message, keep=MESSAGE_WHITESPACE), file=sys.stderr, flush=True)
+
+
+SQLITE_MAX_INT = 2**63 - 1  # no row id or trial number can be larger
+
+
+def find_study(store: Store, ref: str) -> StudyRow:
+    """The study a user typed: its number (ASCII digits) or its name. A number beyond SQLite's
+    integers, or digits that are not 0-9 ("²"), is a study that is not there, not a traceback."""
+    text = ref.strip()
+    if text.isascii() and text.isdigit():
+        if int(text) <= SQLITE_MAX_INT:
+            return store.study(int(text))
+    elif not text.isdigit():  # names are never all digits (Store.create_study refuses them)
+        return store.study(ref)
+    known = [(s.id, s.name) for s in store.studies()]
+    raise NoSuchStudy(no_such_study_message(ref, known, store.path))
+
+
+def find_trial(store: Store, study_id: int, number: int) -> TrialRow:
+    """A trial by its number within the study; out of SQLite's range is simply not there."""
+    if abs(number) <= SQLITE_MAX_INT:
+        return store.trial(study_id, number)
+    total = len(store.trials(study_id))
+    raise NoSuchTrial(f"study {study_id} has no trial {number}; its trials are numbered 1 to "
+                      f"{total}" if total else f"study {study_id} has no trials")
+
+
+def _check_not_the_store(out: Path, store: Path) -> None:
+    """An export written over the store (or its -wal/-shm) would destroy every study in it."""
+    files = {Path(os.path.realpath(f"{store}{suffix}")) for suffix in ("", "-wal", "-shm")}
+    if Path(os.path.realpath(out)) in files:
+        raise UserError(f"{out}: is the store itself ({store}); will not write an export over "
+                        "it. Choose another file.", exitcodes.INVALID_INPUT)
+
+
+def max_workers() -> int:
+    """The most training processes --workers may ask for: one per core of this machine (more
+    only slows training down, and a typo must not fork hundreds of processes)."""
+    return os.cpu_count() or 1
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and not 1 <= workers <= max_workers():
+        raise UserError(f"--workers {workers}: expected 1 to {max_workers()} (one per CPU core "
+                        "of this machine at most)", exitcodes.INVALID_INPUT)
+
+
+def _check_name(name: str | None) -> None:
+    """Refuse a --name that would drive the terminal wherever it is printed (ESC, BEL, ...)."""
+    bad = control_character(name or "")
+    if bad is not None:
+        raise UserError(f"--name '{printable(name or '')}': contains the control character "
+                        f"{bad}; use printable text", exitcodes.INVALID_INPUT)
 
 
 def _workers(args: argparse.Namespace) -> int:
     return int(args.workers) if getattr(args, "workers", None) else actions.workers()
+
+
+def _check_memory(args: argparse.Namespace, configs: list[TrialConfig], *, executor: str,
+                  device: str | None, base_dir: Path | None) -> None:
+    """Refuse a study whose estimated peak memory exceeds what this machine has, before
+    anything is written: the kernel would kill the runner mid-study, or a neighbour."""
+    if args.ignore_memory:
+        return
+    refusal = actions.memory_refusal(configs, workers=_workers(args), device=device,
+                                     executor=executor, base_dir=base_dir)
+    if refusal is not None:
+        raise UserError(f"{refusal}; or pass --ignore-memory to start it anyway",
+                        exitcodes.INVALID_INPUT)
 
 
 def _check_placement(executor: str, ray_address: str | None, device: str | None) -> None:

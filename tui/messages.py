@@ -1,4 +1,4 @@
-"""Typed messages that store-polling workers post to screens (DESIGN.md section 8).
+"""Typed messages that store-polling workers post to screens.
 
 Snapshots (the whole state, newest wins) override `can_replace`, so a screen that falls behind
 handles one instead of a queue of stale ones. Metric deltas are never dropped: a poller batches

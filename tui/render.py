@@ -16,11 +16,12 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from engine import executors
 from engine.report import varying_keys
+from engine.space import VARIABLE
+from tui.text import markup_safe
 
 MAX_TRIAL_ROWS = 30
 
@@ -41,19 +42,25 @@ def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def status_text(data: dict[str, Any]) -> str:
+    """A study's status, saying when it is interrupted because its runner died."""
+    gone = data.get("runner") == "gone" and data["status"] == "interrupted"
+    return data["status"] + (" (runner gone)" if gone else "")
+
+
 def print_study(data: dict[str, Any]) -> None:
     console = _console()
-    title = f"study {data['study']}" + (f" '{data['name']}'" if data.get("name") else "")
+    name = f" '{markup_safe(data['name'])}'" if data.get("name") else ""
     place = executors.where(data.get("executor"), data.get("ray_address"))
-    console.print(f"[bold]{title}[/]: {data['preset']}, {data['strategy']}, {data['status']}"
-                  + (f", {place}" if place else ""))
+    console.print(f"[bold]study {data['study']}{name}[/]: {markup_safe(data['preset'])}, "
+                  f"{data['strategy']}, {status_text(data)}" + (f", {place}" if place else ""))
     console.print(trials_table(data))
     if data.get("impact"):
         console.print(impact_table(data))
     if data.get("interaction"):
         console.print(interaction_table(data["interaction"]))
     for p in data.get("predictions") or []:
-        console.print(f"prediction {p.get('param')}: {p.get('verdict')}")
+        console.print(f"prediction {markup_safe(p.get('param'))}: {markup_safe(p.get('verdict'))}")
     if data.get("vault"):
         print_vault(data["vault"], already=True, console=console)
 
@@ -86,8 +93,8 @@ def trials_table(data: dict[str, Any]) -> Table:
     for t in shown:
         status = t["status"]
         style = {"diverged": "yellow", "failed": "red", "interrupted": "magenta"}.get(status, "")
-        cells = ([_change(t)] if one_at_a_time
-                 else [fmt_value(t["config"].get(p)) for p in params])
+        cells = ([markup_safe(_change(t))] if one_at_a_time
+                 else [markup_safe(fmt_value(t["config"].get(p))) for p in params])
         table.add_row(str(t["id"]), *cells,
                       str(t["replicate"]), f"[{style}]{status}[/]" if style else status,
                       fmt_pct(t["val_acc"]),
@@ -122,7 +129,7 @@ def impact_table(data: dict[str, Any]) -> Table:
         values = zip(row["values"], row["means"], row["stds"], row["counts"], strict=False)
         for k, (value, mean, std, n) in enumerate(values):
             best = value == row["best"]
-            shown = escape(fmt_value(value)) + (" *" if best else "")
+            shown = markup_safe(fmt_value(value)) + (" *" if best else "")
             acc = "-" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
             if k == 0:
                 tail = summary
@@ -148,9 +155,9 @@ def interaction_table(inter: dict[str, Any]) -> Table:
     table = Table(title=f"mean val acc: {rows_name} x {cols_name}", header_style="bold")
     table.add_column(f"{rows_name} \\ {cols_name}")
     for c in inter.get("col_values", []):
-        table.add_column(fmt_value(c), justify="right")
+        table.add_column(markup_safe(fmt_value(c)), justify="right")
     for r, values in zip(inter.get("row_values", []), inter.get("means", []), strict=False):
-        table.add_row(fmt_value(r), *(fmt_pct(v) for v in values))
+        table.add_row(markup_safe(fmt_value(r)), *(fmt_pct(v) for v in values))
     return table
 
 
@@ -161,8 +168,9 @@ def print_studies(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         counts = r["counts"]
         done = sum(counts.get(s, 0) for s in ("completed", "diverged", "failed"))
-        table.add_row(str(r["study"]), r["name"] or "", r["preset"] or "", r["strategy"],
-                      r["status"], f"{done}/{r['trials']}", (r["created"] or "")[:19])
+        table.add_row(str(r["study"]), markup_safe(r["name"] or ""),
+                      markup_safe(r["preset"] or ""), r["strategy"], status_text(r),
+                      f"{done}/{r['trials']}", (r["created"] or "")[:19])
     _console().print(table)
 
 
@@ -177,7 +185,7 @@ def print_presets(rows: list[dict[str, Any]]) -> None:
         else:
             study = f"{r['strategy']}, {r['trials']} trials"
             description = r["description"] or ""
-        table.add_row(r["name"], r["source"], study, description)
+        table.add_row(markup_safe(r["name"]), r["source"], study, markup_safe(description))
     _console().print(table)
 
 
@@ -186,9 +194,14 @@ def print_vault(record: dict[str, Any], already: bool, console: Console | None =
     test, val = record.get("test_acc"), record.get("val_acc")
     gap = f", gap {100 * (val - test):+.1f} points" if test is not None and val is not None else ""
     head = "test vault (already opened)" if already else "test vault opened"
-    console.print(f"[bold]{head}[/] {record.get('created', '')}: trial "
+    console.print(f"[bold]{head}[/] {markup_safe(record.get('created', ''))}: trial "
                   f"{record.get('trial_number')}: test accuracy {fmt_pct(test)}, "
                   f"validation {fmt_pct(val)}{gap}")
+    for e in record.get("earlier_evaluations") or []:
+        name = f" ({markup_safe(e['name'])})" if e.get("name") else ""
+        console.print(f"[yellow]this test split was evaluated before[/]: study {e['study']}"
+                      f"{name}, trial {e['trial_number']}, {markup_safe(e['created'])}: test "
+                      f"accuracy {fmt_pct(e['test_acc'])}")
 
 
 def export_text(data: dict[str, Any], fmt: str) -> str:
@@ -198,14 +211,21 @@ def export_text(data: dict[str, Any], fmt: str) -> str:
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["id", *params, "seed", "status", "val_acc", "val_loss", "train_loss",
-                         "epochs"])
+        outcome = ["seed", "status", "val_acc", "val_loss", "train_loss", "epochs"]
+        writer.writerow(["id", *config_columns(params, outcome), *outcome])
         for t in data["trials"]:
             writer.writerow([t["id"], *(fmt_value(t["config"].get(p)) for p in params),
                              t["seed"], t["status"], t["val_acc"], t["val_loss"],
                              t["train_loss"], t["epochs"]])
         return out.getvalue()
     return _markdown(data)
+
+
+def config_columns(keys: list[str], taken: list[str]) -> list[str]:
+    """Column names for config keys: the bare key, or its dotted name (data.seed, train.epochs)
+    where the bare one is also a column of the trial's own (its seed, the epochs it trained)."""
+    return [(VARIABLE[k].dotted if k in VARIABLE else f"config.{k}") if k in taken else k
+            for k in keys]
 
 
 def _markdown(data: dict[str, Any]) -> str:
@@ -226,7 +246,7 @@ def _markdown(data: dict[str, Any]) -> str:
             lines.append(f"| {row['param']} | {fmt_value(row['best'])} | "
                          f"{fmt_pct(row['effect'])} | {fmt_pct(row['noise'])} | {verdict} |")
         lines.append("")
-    header = [*varied, "seed", "status", "val acc"]
+    header = [*config_columns(varied, ["seed", "status"]), "seed", "status", "val acc"]
     lines += ["## Trials", "", "| id | " + " | ".join(header) + " |",
               "|" + "---|" * (len(header) + 1)]
     for t in data["trials"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -46,9 +47,11 @@ class ConfirmOverwrite(Confirm):
 
 
 class ConfirmVault(Confirm):
-    def __init__(self, study_id: int, trial: int, val_acc: float | None) -> None:
+    def __init__(self, study_id: int, trial: int, val_acc: float | None,
+                 seen_before: str | None = None) -> None:
         acc = f" (validation accuracy {val_acc:.1%})" if val_acc is not None else ""
+        warning = f"\n\n[yellow]Warning: {escape(seen_before)}.[/]" if seen_before else ""
         super().__init__(
             f"Evaluate trial {trial}{acc} of study {study_id} on the held-out test split?\n\n"
             "This can be done ONCE per study: the result is recorded and the vault stays "
-            "closed afterwards.", yes="Open the vault", no="Not yet")
+            f"closed afterwards.{warning}", yes="Open the vault", no="Not yet")

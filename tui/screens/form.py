@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
-from engine import space
+from engine import space, strategies
 from engine.preset_library import user_presets_dir
 from engine.presets import Preset, PresetError
 from engine.store import StoreError
@@ -191,10 +191,18 @@ class FormScreen(Screen[None]):
                         severity="error")
             return
         store = self.app.store  # type: ignore[attr-defined]
+        placement = self.app.placement  # type: ignore[attr-defined]
         try:
-            placement = self.app.placement  # type: ignore[attr-defined]
-            study_id = actions.create_study(store, self.preset, executor=placement.executor,
-                                            ray_address=placement.ray_address)
+            plan = strategies.plan(self.preset.config, self.preset.study)
+            too_big = actions.launch_memory_refusal(self.preset, plan, placement.executor)
+            if too_big is not None:
+                self.notify(f"not launched: {too_big} (`hp-tui run PRESET --ignore-memory` "
+                            "overrides this)", title="memory", severity="error", timeout=15)
+                return
+            study_id = actions.create_study(
+                store, self.preset, plan=plan, executor=placement.executor,
+                ray_address=placement.ray_address,
+                warn=lambda m: self.notify(m, title="data", severity="warning"))
             predictions = self.current_predictions()
             if predictions:  # written before the runner starts: a guess, not a look back
                 store.set_predictions(study_id, predictions)

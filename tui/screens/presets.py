@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 
@@ -12,8 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
+from engine import report
 from engine.preset_library import PresetInfo, find_presets
-from engine.store import StoreError, StudyRow
+from engine.store import Store, StoreError, StudyRow
 from tui import actions
 from tui.messages import StudiesPolled
 
@@ -27,6 +29,14 @@ def nap(worker: Worker[None], seconds: float) -> None:
     end = time.monotonic() + seconds
     while not worker.is_cancelled and time.monotonic() < end:
         time.sleep(0.05)
+
+
+def shown(store: Store, s: StudyRow) -> StudyRow:
+    """The study with the status every view shows (a running one whose runner died is
+    interrupted: engine.report.study_status)."""
+    if s.status != "running":
+        return s
+    return dataclasses.replace(s, status=report.study_status(store, s)[0])
 
 
 def study_progress(s: StudyRow) -> str:
@@ -169,7 +179,7 @@ class PresetsScreen(Screen[None]):
         failing = False
         while not worker.is_cancelled:
             try:
-                studies = store.studies()
+                studies = [shown(store, s) for s in store.studies()]
             except StoreError as e:
                 if not failing:  # once per failing streak, then keep trying
                     self.app.call_from_thread(self.notify, f"reading the studies: {e}",

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from engine import executors
+from engine import executors, report
 from engine.config import TrialConfig
 from engine.launcher import pid_alive
 from engine.report import changes, flat_config, varying_keys
@@ -187,12 +187,14 @@ class RunScreen(Screen[None]):
         extra = "".join(f", [yellow]{s.counts['diverged']} diverged[/]" if k == "diverged"
                         else f", [red]{s.counts['failed']} failed[/]"
                         for k in ("diverged", "failed") if s.counts.get(k))
-        runner = "runner alive" if self.runner_alive else "no runner"
-        if s.status == "running" and not self.runner_alive:
-            runner = "[red]runner gone[/] (r resumes)"
+        # the rule of every view (engine.report): running without a runner is interrupted
+        state = "alive" if self.runner_alive else report.runner_state(s, None)
+        status = report.shown_status(s, state)
+        runner = {"alive": "runner alive", "gone": "[red]runner gone[/] (r resumes)"}.get(
+            state or "", "no runner")
         place = executors.where(s.executor, s.ray_address)
         self.query_one("#run-status", Static).update(
-            f"study {s.id} {s.preset_name or ''} ({s.strategy}): {styled_status(s.status)}, "
+            f"study {s.id} {s.preset_name or ''} ({s.strategy}): {styled_status(status)}, "
             f"{done}/{total} trials{extra}; {runner}" + (f" {place}" if place else "")
             + (f"  [red]{s.error}[/]" if s.error else ""))
         epochs = sum(t.epochs_done for t in self.trials.values())
@@ -255,6 +257,12 @@ class RunScreen(Screen[None]):
         try:
             if actions.runner_pid(store, self.study_id) is not None:
                 self.notify("a runner already holds this study", severity="warning")
+                return
+            too_big = actions.resume_memory_refusal(store, self.study_id)
+            if too_big is not None:
+                self.notify(f"not resumed: {too_big} (`hp-tui resume {self.study_id} "
+                            "--ignore-memory` overrides this)", title="memory",
+                            severity="error", timeout=15)
                 return
             pid = actions.launch(store, self.study_id)
         except (OSError, StoreError) as e:

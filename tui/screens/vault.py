@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,8 +21,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from engine import analysis, report
-from engine.store import StoreError
+from engine import analysis, report, vault
+from engine.store import StoreError, StudyRow, TrialRow
 from tui.messages import VaultDone
 from tui.render import fmt_pct
 from tui.screens.confirm import ConfirmVault
@@ -74,6 +75,11 @@ class VaultScreen(Screen[None]):
         self.study_id = study_id
         self.record: dict[str, Any] | None = None
         self.busy = False
+        self.study: StudyRow | None = None
+        self.blocked: str | None = None  # why the study cannot be evaluated now (it trains)
+        self.refused: str | None = None  # why the chosen trial cannot (its data changed)
+        self.seen_before: str | None = None  # the warning for a test split evaluated before
+        self._notes: dict[str, tuple[str | None, str | None]] = {}  # per data section
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -92,12 +98,16 @@ class VaultScreen(Screen[None]):
         try:
             self.record = store.vault(self.study_id)
             trials = store.trials(self.study_id)
+            self.study = store.study(self.study_id)
+            if self.record is None:
+                self.blocked = vault.training_refusal(store, self.study)
         except StoreError as e:
             leave_on_store_error(self, e, f"cannot open the vault of study {self.study_id}")
             return
         best = analysis.best_trial(report.trial_results(trials))
         self.query_one("#vault-trial", Input).value = str(best or "")
         self.query_one("#vault-intro", Static).update(
+            f"[red]The vault cannot open now:[/] {escape(self.blocked)}." if self.blocked else
             "The test split has never been read. Pick the trial you would ship (default: the "
             "best trial of the configuration with the best mean validation accuracy), then "
             "ctrl+o. This can be done once per study.")
@@ -128,12 +138,32 @@ class VaultScreen(Screen[None]):
             return
         flat = report.flat_config(t)
         cfg = ", ".join(f"{k}={v}" for k, v in flat.items() if k not in ("dataset", "seed"))
+        self.refused, self.seen_before = self._notes_for(t)
+        notes = "".join(f"\n[{style}]{escape(text)}[/]" for style, text in (
+            ("red", self.refused), ("yellow", self.seen_before and f"warning: {self.seen_before}"))
+            if text)
         box.update(f"trial {t.number}: {t.status}, validation accuracy {fmt_pct(t.val_acc)}"
-                   f"\n[dim]{cfg}[/]")
+                   f"\n[dim]{cfg}[/]{notes}")
+
+    def _notes_for(self, t: TrialRow) -> tuple[str | None, str | None]:
+        """(why its data refuses the vault, the warning for a test split seen before), for the
+        trial's data section (hashing a CSV once per section, not per keystroke)."""
+        if self.record is not None or self.study is None:
+            return None, None
+        key = json.dumps(t.config.get("data", {}), sort_keys=True)
+        if key not in self._notes:
+            try:
+                earlier = vault.earlier_evaluations(self.app.store,  # type: ignore[attr-defined]
+                                                    self.study, t)
+            except StoreError:
+                return None, None  # the store is failing: the guard tells; ask again next time
+            self._notes[key] = (vault.data_refusal(self.study, t),
+                                vault.seen_before_message(earlier) if earlier else None)
+        return self._notes[key]
 
     def _show(self) -> None:
         used = self.record is not None
-        self.query_one("#vault-trial", Input).disabled = used or self.busy
+        self.query_one("#vault-trial", Input).disabled = used or self.busy or bool(self.blocked)
         result = self.query_one("#vault-result", Static)
         if self.record is not None:
             r = self.record
@@ -154,7 +184,7 @@ class VaultScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open_vault":
-            return self.record is None and not self.busy
+            return self.record is None and not self.busy and not self.blocked
         return True
 
     def action_open_vault(self) -> None:
@@ -171,6 +201,11 @@ class VaultScreen(Screen[None]):
             self.notify(f"trial {number} is {t.status}; only a completed trial can be "
                         "evaluated", severity="error")
             return
+        refused, seen_before = self._notes_for(t)
+        if self.blocked or refused:
+            self.notify(escape(self.blocked or refused or ""), title="vault", severity="error",
+                        timeout=12)
+            return
 
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -178,7 +213,8 @@ class VaultScreen(Screen[None]):
                 self._show()
                 self.evaluate(number)
 
-        self.app.push_screen(ConfirmVault(self.study_id, number, t.val_acc), confirmed)
+        self.app.push_screen(ConfirmVault(self.study_id, number, t.val_acc, seen_before),
+                             confirmed)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
     def evaluate(self, number: int) -> None:
