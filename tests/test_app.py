@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -295,6 +296,44 @@ def test_run_screen_reads_a_study_whose_runner_died(store: Store) -> None:
             table = screen.query_one("#run-trials", DataTable)
             labels = [str(c.label) for c in table.columns.values()]
             assert set(labels[1:3]) == {"lr", "activation"}  # only what varies
+
+    run(go())
+
+
+def test_run_screen_reads_only_what_changed_and_nothing_while_covered(store: Store) -> None:
+    """Following a finished study costs almost nothing: its trials are read once (nothing
+    changes after), the polls slow down, and a screen pushed over the Run screen stops them."""
+    study_id = seed_grid(store)
+    calls = {"trials": 0, "metrics_since": 0}
+
+    def counted(name: str) -> Callable[..., object]:
+        real = getattr(store, name)
+
+        def call(*args: object) -> object:
+            calls[name] += 1
+            return real(*args)
+        return call
+
+    for name in calls:
+        setattr(store, name, counted(name))
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(RunScreen(study_id))
+            screen = app.screen
+            await until(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
+            before = dict(calls)
+            await pilot.pause(3.0)
+            assert calls["trials"] == before["trials"]  # nothing changed: no trial re-read
+            assert calls["metrics_since"] - before["metrics_since"] <= 6  # 10 at a fixed 0.3 s
+            await screen.run_action("results")
+            await pilot.pause(0.5)
+            covered = calls["metrics_since"]
+            await pilot.pause(2.5)
+            assert calls["metrics_since"] == covered  # the Results screen is on top
+            app.pop_screen()
+            await until(pilot, lambda: calls["metrics_since"] > covered, timeout=5)
 
     run(go())
 

@@ -21,8 +21,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
 from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset
-from engine.store import Store
+from engine.presets import load_preset, parse_preset
+from engine.store import EpochRow, Store
 from tests.app_helpers import seed_grid, until
 from tui import actions
 from tui.app import HpTuiApp
@@ -189,3 +189,50 @@ def test_too_small(snap_compare: Any, tmp_path: Path) -> None:
     with Store(tmp_path / "empty.db") as empty:
         assert snap_compare(HpTuiApp(store=empty), terminal_size=(60, 20),
                             run_before=steady())
+
+
+THOUSAND = """
+name = "thousand"
+[data]
+train_size = 200
+val_size = 100
+[train]
+epochs = 10
+[study]
+strategy = "grid"
+seeds = 10
+[study.vary]
+lr = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+batch_size = [8, 10, 16, 20, 25, 32, 40, 50, 64, 100]
+"""
+
+
+def seed_thousand(store: Store) -> int:
+    """1,000 finished trials whose validation losses fan out: the all-trials plot's hard case."""
+    study_id = actions.create_study(store, parse_preset(THOUSAND))
+    store.set_study_status(study_id, "completed")
+    rng = np.random.default_rng(3)
+    trials = store.trials(study_id)
+    floors = {t.id: 0.05 + 0.2 * rng.random() for t in trials}
+    for epoch in range(10):
+        store.record_epoch([
+            EpochRow(t.id, epoch, floors[t.id] + 0.5 / (epoch + 1),
+                     floors[t.id] + 0.55 / (epoch + 1) + 0.01 * rng.random(), 0.8,
+                     status="completed" if epoch == 9 else "running")
+            for t in trials])
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE studies SET created = '2025-01-02T03:04:05+00:00'")
+    return study_id
+
+
+def test_run_with_a_thousand_trials_draws_a_band(snap_compare: Any, tmp_path: Path) -> None:
+    with Store(tmp_path / "thousand.db") as store:
+        study_id = seed_thousand(store)
+
+        def ready(app: HpTuiApp) -> bool:
+            s = app.screen
+            return (isinstance(s, RunScreen) and len(s.metrics) == len(s.trials) == 1000
+                    and s.selected is not None and s.plots_settled())
+
+        assert snap_compare(HpTuiApp(store=store), terminal_size=(80, 24),
+                            run_before=steady(lambda: RunScreen(study_id), ready=ready))

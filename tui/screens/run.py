@@ -6,15 +6,19 @@ quitting the app or opening a second one changes nothing for the runner.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine import executors, report
@@ -29,7 +33,11 @@ from tui.screens.guard import leave_on_store_error
 from tui.screens.presets import nap
 from tui.widgets.loss_plot import LossPlot, curve
 
-POLL_SECONDS = 0.3
+POLL_SECONDS = 0.3  # new epochs are read this often while the study moves
+TABLE_SECONDS = 1.0  # the trials (table, statuses) at most this often: what a person can read
+IDLE_POLL_SECONDS = 2.0  # the longest wait between polls once nothing has changed for a while
+REDRAW_SECONDS = 1.0  # the plots are redrawn at most this often
+BAND_ABOVE = 8  # more trials than this: the all-trials plot draws a band, not a line each
 STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bold cyan",
                 "completed": "green", "interrupted": "magenta", "pending": "dim"}
 
@@ -43,6 +51,33 @@ def fmt_num(x: float | None, pct: bool = False) -> str:
     if x is None:
         return "-"
     return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
+
+
+def cell_width(value: Any) -> int:
+    """Columns a table cell takes (markup such as a styled status does not count)."""
+    return Text.from_markup(value).cell_len if isinstance(value, str) else len(str(value))
+
+
+def loss_percentiles(metrics: dict[int, list[Metric]], qs: Iterable[float]
+                     ) -> list[tuple[list[float], list[float]]]:
+    """For each quantile q, (epochs, the q-quantile of the trials' validation losses there).
+    Only epochs that at least half of the trials have reached: beyond, the few trials ahead
+    (another worker's population) would make the band jump."""
+    by_epoch: dict[int, list[float]] = {}
+    for rows in metrics.values():
+        for m in rows:
+            if m[2] is not None and m[2] > 0:
+                by_epoch.setdefault(m[0], []).append(float(m[2]))
+    enough = max((len(v) for v in by_epoch.values()), default=0) / 2
+    epochs = sorted(e for e, v in by_epoch.items() if len(v) >= enough)
+    out = []
+    for q in qs:
+        ys = []
+        for e in epochs:
+            values = sorted(by_epoch[e])
+            ys.append(values[min(len(values) - 1, int(q * len(values)))])
+        out.append(([float(e + 1) for e in epochs], ys))
+    return out
 
 
 class RunScreen(Screen[None]):
@@ -73,6 +108,12 @@ class RunScreen(Screen[None]):
         self.columns: list[str] = []
         self.baseline: dict[str, Any] | None = None
         self._stopping = False
+        self._cells: dict[int, dict[str, Any]] = {}  # what each row shows now
+        self._visible = threading.Event()  # cleared while another screen covers this one
+        self._visible.set()
+        self._plots_dirty = False
+        self._last_redraw = -1e9
+        self._redraw_timer: Any = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,18 +155,32 @@ class RunScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll-run")
     def poll(self) -> None:
-        """Read what is new a few times a second; one message per kind per round."""
+        """Read what is new; one message per kind per round, none when nothing changed.
+
+        Each round reads the new epochs (an incremental cursor), the study row (its trial
+        counts) and the lease; the trials themselves only when one of those moved. The wait
+        between rounds grows while nothing changes (a finished study costs almost nothing) and
+        polling stops while another screen covers this one."""
         worker = get_current_worker()
         store = self.app.store  # type: ignore[attr-defined]
         cursor: tuple[int, int] | None = None
+        seen: tuple[Any, ...] | None = None
+        wait, table_due = POLL_SECONDS, 0.0
         failing = False
         while not worker.is_cancelled:
+            if not self._visible.is_set():
+                self._visible.wait(0.25)
+                continue
             try:
                 delta = store.metrics_since(self.study_id, cursor)
                 study = store.study(self.study_id)
                 alive = actions.runner_pid(store, self.study_id) is not None or (
                     self.own_pid is not None and pid_alive(self.own_pid))
-                trials = store.trials(self.study_id)
+                now = (delta.cursor, study, alive)
+                # a change of status or of the runner shows at once; epochs once a second
+                due = (study, alive) != (seen or (None, None, None))[1:] or (
+                    time.monotonic() >= table_due)
+                trials = store.trials(self.study_id) if now != seen and due else None
             except StoreError as e:
                 # Say it once, keep trying: a store that is busy or being repaired comes back.
                 if not failing:
@@ -138,34 +193,72 @@ class RunScreen(Screen[None]):
             cursor = delta.cursor
             if delta.rows or delta.full:
                 self.post_message(MetricsPolled(delta.rows, delta.full))
-            self.post_message(StudyPolled(study, trials, alive))
-            nap(worker, POLL_SECONDS)
+            if trials is not None:
+                self.post_message(StudyPolled(study, trials, alive))
+                seen, wait, table_due = now, POLL_SECONDS, time.monotonic() + TABLE_SECONDS
+            elif now == seen and not delta.rows:
+                wait = min(IDLE_POLL_SECONDS, wait * 1.5)
+            nap(worker, wait)
+
+    def on_screen_suspend(self) -> None:
+        self._visible.clear()
+
+    def on_screen_resume(self) -> None:
+        self._visible.set()
 
     def on_metrics_polled(self, message: MetricsPolled) -> None:
         if message.full:
             self.metrics = {}
         for trial_id, rows in message.rows.items():
             self.metrics.setdefault(trial_id, []).extend(rows)
-        self.redraw()
+        self._plots_dirty = True
+        self._redraw_soon()
+
+    def plots_settled(self) -> bool:
+        """Whether the plots show everything read so far (no redraw pending)."""
+        return not self._plots_dirty and self._redraw_timer is None
+
+    def _redraw_soon(self) -> None:
+        """Redraw now if the last redraw is old enough, else once when it is."""
+        if not self._plots_dirty:
+            return
+        wait = self._last_redraw + REDRAW_SECONDS - time.monotonic()
+        if wait <= 0:
+            self.redraw()
+        elif self._redraw_timer is None:
+            self._redraw_timer = self.set_timer(wait, self._redraw_due)
+
+    def _redraw_due(self) -> None:
+        self._redraw_timer = None
+        self._redraw_soon()
 
     def on_study_polled(self, message: StudyPolled) -> None:
         self.study, self.runner_alive = message.study, message.runner_alive
         table = self.query_one("#run-trials", DataTable)
         for t in message.trials:
-            cells = self._cells(t)
+            if self.trials.get(t.id) == t:
+                continue
+            cells, before = self.row_cells(t), self._cells.get(t.id)
             key = str(t.id)
-            if t.id not in self.trials:
+            if before is None:
                 table.add_row(*cells.values(), key=key)
-            elif self.trials[t.id] != t:
+            else:
                 for col, value in cells.items():
-                    table.update_cell(key, col, value, update_width=True)
-            self.trials[t.id] = t
+                    if value != before[col]:
+                        # Widen a column only for a value wider than it: asked to update the
+                        # width otherwise, DataTable measures every cell of the column again.
+                        wider = cell_width(value) > table.columns[ColumnKey(col)].content_width
+                        table.update_cell(key, col, value, update_width=wider)
+            self.trials[t.id], self._cells[t.id] = t, cells
         if self.selected is None and message.trials:
             self.selected = message.trials[0].id
+        if len(self.metrics) > BAND_ABOVE:  # the band's best trial may have changed
+            self._plots_dirty = True
+            self._redraw_soon()
         self._show_status()
         self.refresh_bindings()
 
-    def _cells(self, t: TrialRow) -> dict[str, Any]:
+    def row_cells(self, t: TrialRow) -> dict[str, Any]:
         flat = flat_config(t)
         cells: dict[str, Any] = {"n": str(t.number)}
         if self.baseline is not None:
@@ -203,15 +296,32 @@ class RunScreen(Screen[None]):
     # -- plots ----------------------------------------------------------------------------------
 
     def redraw(self) -> None:
+        self._plots_dirty, self._last_redraw = False, time.monotonic()
         sel = self.trials.get(self.selected) if self.selected is not None else None
         mine = self.metrics.get(self.selected or -1, [])
         title = f"trial {sel.number}" if sel else "trial"
         self.query_one("#plot-selected", LossPlot).draw(
             title, [("train", *curve(mine, 1)), ("val", *curve(mine, 2))], log=self.log_scale)
+        plot = self.query_one("#plot-all", LossPlot)
+        if len(self.metrics) > BAND_ABOVE:
+            plot.draw(f"val loss of {len(self.metrics)} trials", self._band_series(sel),
+                      log=self.log_scale)
+            return
         series = [(f"{self.trials[i].number}" if i in self.trials else str(i), *curve(m, 2))
                   for i, m in sorted(self.metrics.items())]
-        self.query_one("#plot-all", LossPlot).draw(
-            "val loss, all trials", series, log=self.log_scale, legend=len(series) <= 4)
+        plot.draw("val loss, all trials", series, log=self.log_scale, legend=len(series) <= 4)
+
+    def _band_series(self, sel: TrialRow | None) -> list[Any]:
+        """What reads at a thousand trials: the 10th, 50th and 90th percentiles of the
+        validation loss across trials at each epoch, the best trial and the selected one."""
+        bands = loss_percentiles(self.metrics, (0.1, 0.5, 0.9))
+        series: list[Any] = [("p90", *bands[2]), ("median", *bands[1]), ("p10", *bands[0])]
+        best = min(self.trials.values(), key=lambda t: t.val_loss if t.val_loss is not None
+                   else float("inf"), default=None)
+        for label, trial in (("best", best), ("selected", sel)):
+            if trial is not None and trial.id in self.metrics:
+                series.append((f"{label} ({trial.number})", *curve(self.metrics[trial.id], 2)))
+        return series
 
     @on(DataTable.RowHighlighted, "#run-trials")
     def _select(self, event: DataTable.RowHighlighted) -> None:
