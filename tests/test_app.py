@@ -178,6 +178,27 @@ def test_form_validates_as_you_type_and_counts_strategies(store: Store) -> None:
     run(go())
 
 
+def test_form_eta_is_calibrated_by_the_stores_past_runs(store: Store) -> None:
+    """The form's ETA is the CLI's: rescaled by what past runs really took on this machine."""
+    tiny = load_preset(resolve_preset_arg("tiny"))
+    runs = [(120.0, 1.5)]  # this machine ran 80x slower than the model says
+    store.record_run(tiny_study(store), trials=4, trial_steps=400, seconds=runs[0][0],
+                     device="cpu", model_seconds=runs[0][1])
+    calibrated, default = actions.cost(tiny, runs).line(), actions.cost(tiny).line()
+    assert calibrated != default
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.push_screen(FormScreen(tiny))
+            await until(pilot, lambda: isinstance(app.screen, FormScreen)
+                        and bool(app.screen.query("#cost"))
+                        and calibrated in text_of(app, "#cost"), timeout=10)
+
+    run(go())
+
+
 @pytest.mark.slow
 def test_form_saves_toml_and_never_overwrites_without_asking(store: Store,
                                                              user_presets: Path) -> None:

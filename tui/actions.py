@@ -54,9 +54,19 @@ class Placement:
         return executors.where(self.executor, executors.ray_address(self.ray_address))
 
 
-def cost(preset: Preset) -> Cost:
+def past_runs(store: Store, *, on_ray: bool) -> list[tuple[float, float]]:
+    """(measured, modelled) seconds of recent runs, to calibrate the ETA to this machine; runs on
+    Ray (recorded as 'ray:cpu', 'ray:cuda') calibrate only Ray studies, and local ones local."""
+    runs = [r for r in store.runs(limit=20) if r["model_seconds"]
+            and r["device"].startswith("ray:") == on_ray]
+    return [(r["seconds"], r["model_seconds"]) for r in runs[:5]]
+
+
+def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
+    """The study's size and ETA; `runs` (`past_runs`) calibrate the ETA to this machine."""
     plan = strategies.plan(preset.config, preset.study)
-    seconds = eta.estimate([t.config for t in plan.trials], None, workers=workers()).seconds
+    seconds = eta.estimate([t.config for t in plan.trials], runs or None,
+                           workers=workers()).seconds
     return Cost(plan.strategy, plan.n_trials, seconds,
                 strategies.counts_by_strategy(preset.config, preset.study),
                 bool(preset.study.vary))

@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = strategies.plan(preset.config, preset.study)
     with open_store(args.store) as store:
         estimate = eta.estimate([t.config for t in plan.trials],
-                                _past_runs(store, on_ray=args.executor == "ray"),
+                                actions.past_runs(store, on_ray=args.executor == "ray"),
                                 workers=_workers(args))
         _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
              f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
@@ -436,11 +436,3 @@ def _check_device(device: str | None) -> None:
         return
     raise UserError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps",
                     exitcodes.INVALID_INPUT)
-
-
-def _past_runs(store: Store, *, on_ray: bool) -> list[tuple[float, float]]:
-    """(measured, modelled) seconds of recent runs, to calibrate the ETA to this machine; runs on
-    Ray (recorded as 'ray:cpu', 'ray:cuda') calibrate only Ray studies, and local ones local."""
-    runs = [r for r in store.runs(limit=20) if r["model_seconds"]
-            and r["device"].startswith("ray:") == on_ray]
-    return [(r["seconds"], r["model_seconds"]) for r in runs[:5]]

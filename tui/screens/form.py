@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -45,6 +45,7 @@ class FormScreen(Screen[None]):
         self.preset: Preset | None = preset
         self.problems: list[str] = []
         self.predictions: Predictions = {}
+        self.calibration: list[tuple[float, float]] = []  # past runs in the store (the ETA)
 
     def compose(self) -> ComposeResult:
         src = self.source
@@ -72,6 +73,24 @@ class FormScreen(Screen[None]):
         self.sub_title = f"preset {self.source.name}" if self.source else "new preset"
         self.revalidate()
         self.query_one("#name", Input).focus()
+        self._read_calibration()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="calibration")
+    def _read_calibration(self) -> None:
+        """The store's past runs, as `hp-tui run` reads them, so that the ETA shown here is the
+        CLI's (read off the UI thread, once)."""
+        store = self.app.store  # type: ignore[attr-defined]
+        on_ray = self.app.placement.executor == "ray"  # type: ignore[attr-defined]
+        try:
+            runs = actions.past_runs(store, on_ray=on_ray)
+        except StoreError:
+            return  # the default calibration stays
+        self.app.call_from_thread(self._calibrated, runs)
+
+    def _calibrated(self, runs: list[tuple[float, float]]) -> None:
+        self.calibration = runs
+        if self.preset is not None:
+            self._show_cost()
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -113,7 +132,7 @@ class FormScreen(Screen[None]):
             cost.update(f"[red]invalid:[/] {msg}")
             return
         try:
-            line = actions.cost(self.preset).line()
+            line = actions.cost(self.preset, self.calibration).line()
             place = self.app.placement.where()  # type: ignore[attr-defined]
             n = len(self.current_predictions())
             cost.update(line + (f"\nlaunches {place}" if place else "")
