@@ -7,6 +7,9 @@ headless (Textual's test driver renders every frame as a terminal would) on the 
 and on the study's Run screen, each measured over the same seconds with the process's CPU time;
 the ratio of the two says what following a finished study costs beyond the app's own idle.
 
+With --launch, the notebook preset is launched from the form twice, with the form's warm runner
+and without it, timing ctrl+l to the first epoch on the Run screen.
+
 With --follow N, the same 192-trial study (100 epochs) is also trained N times headless and N
 times while the app follows it on the Run screen, alternating; the runner's own training time
 (what it records for the ETA) is compared, best of N each.
@@ -112,21 +115,57 @@ def follow_overhead(folder: Path, rounds: int) -> tuple[float, float]:
     return min(alone), min(watched)
 
 
+async def first_epoch(store_path: Path, warm: bool) -> float:
+    from engine.preset_library import resolve_preset_arg
+    from engine.presets import load_preset
+    from engine.store import Store
+    from tui.app import HpTuiApp
+    from tui.screens.form import FormScreen
+    from tui.screens.run import RunScreen
+
+    with Store(store_path) as store:
+        app = HpTuiApp(store=store)
+        if not warm:
+            app.warm_runner.warm = lambda: None  # type: ignore[method-assign]
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            app.push_screen(FormScreen(load_preset(resolve_preset_arg("notebook"))))
+            await pilot.pause(3.0)  # a person reads the form for longer than the runner warms
+            start = time.monotonic()
+            await pilot.press("ctrl+l")
+            while not (isinstance(app.screen, RunScreen) and app.screen.metrics):
+                await pilot.pause(0.02)
+            seconds = time.monotonic() - start
+            while store.study(store.studies()[-1].id).status != "completed":
+                await pilot.pause(0.2)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", type=Path)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--follow", type=int, default=0, metavar="N",
                         help="also train a study N times headless and N times followed")
+    parser.add_argument("--launch", action="store_true",
+                        help="also time ctrl+l to the first epoch, with and without a warm runner")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or trained_store(Path(tmp))
         presets = asyncio.run(cpu_share(store, args.seconds, run_screen=False))
         run = asyncio.run(cpu_share(store, args.seconds, run_screen=True))
         follow = follow_overhead(Path(tmp), args.follow) if args.follow else None
+        launch = None
+        if args.launch:
+            launches = Path(tmp) / "launch.db"
+            cold = asyncio.run(first_epoch(launches, warm=False))
+            launch = (cold, asyncio.run(first_epoch(launches, warm=True)))
     print(f"app idle on the presets screen:           {presets:6.1%} of a core")
     print(f"app on a finished 192-trial Run screen:   {run:6.1%} of a core"
           f"  ({run / max(presets, 1e-9):.1f}x the presets screen)")
+    if launch is not None:
+        print(f"ctrl+l to the first epoch (notebook): {launch[0]:.2f} s starting a runner, "
+              f"{launch[1]:.2f} s with the form's warm runner")
     if follow is not None:
         alone, watched = follow
         print(f"192 trials x 100 epochs, training time headless: {alone:5.2f} s (best of "

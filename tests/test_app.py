@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Select
 
+from engine.launcher import log_path
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset
 from engine.store import Store
@@ -522,3 +523,40 @@ assert "torch" not in sys.modules, "torch was imported"
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db")], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_the_form_keeps_a_runner_warm_and_hands_it_the_launch(store: Store) -> None:
+    """Opening the form starts a runner that imports torch at once and waits; ctrl+l hands it
+    the study (that very process trains it); quitting the app ends a warm runner never used."""
+    tiny = load_preset(resolve_preset_arg("tiny"))
+    pids: list[int] = []
+
+    def warm_pid(app: HpTuiApp) -> int | None:
+        runner = app.warm_runner._runner
+        return runner.proc.pid if runner is not None and runner.proc is not None else None
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.push_screen(FormScreen(tiny))
+            await until(pilot, lambda: warm_pid(app) is not None)
+            warm = warm_pid(app)
+            assert warm is not None
+            await pilot.press("ctrl+l")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen))
+            run_screen = app.screen
+            assert isinstance(run_screen, RunScreen) and run_screen.own_pid == warm
+            await until(pilot, lambda: store.studies() != []
+                        and store.study(1).status == "completed", timeout=120)
+            app.push_screen(FormScreen(tiny))  # a new warm runner for the next launch
+            await until(pilot, lambda: warm_pid(app) not in (None, warm))
+            pids.append(warm_pid(app) or 0)
+        # the app has quit: the unused warm runner is gone
+        assert not Path(f"/proc/{pids[0]}").exists() or "Z" in Path(
+            f"/proc/{pids[0]}/stat").read_text().split(")")[1].split()[:1]
+
+    run(go())
+    assert "study 1: 4 trials to train" in log_path(store.path, 1).read_text()
+

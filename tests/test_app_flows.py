@@ -30,11 +30,11 @@ def test_predictions_are_saved_before_the_runner_starts(store: Store,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_launch(s: Store, study_id: int, device: str | None = None) -> int:
+    def fake_launch(_warm: actions.WarmRunner, s: Store, study_id: int) -> int:
         seen["at launch"] = s.predictions(study_id)  # what the store held when the runner began
         return 2 ** 22 + 1  # no such process: the run screen shows no runner
 
-    monkeypatch.setattr(actions, "launch", fake_launch)
+    monkeypatch.setattr(actions.WarmRunner, "launch", fake_launch)
 
     async def go() -> None:
         app = HpTuiApp(store=store)

@@ -14,7 +14,7 @@ from engine import eta, memory, strategies
 from engine.config import TrialConfig
 from engine.csv_check import check_datasets
 from engine.data_identity import study_fingerprints
-from engine.launcher import RunnerOptions, start_runner, stop_runner
+from engine.launcher import Prestarted, RunnerOptions, start_runner, stop_runner
 from engine.presets import Preset
 from engine.store import Store
 
@@ -136,6 +136,33 @@ def study_base_dir(preset_path: str | None) -> Path | None:
 def launch(store: Store, study_id: int, device: str | None = None) -> int:
     """Start the study's runner detached; returns its pid. It outlives the app."""
     return start_runner(store.path, study_id, RunnerOptions(device=device)).pid
+
+
+class WarmRunner:
+    """One runner started ahead while the app's form is open, its imports (torch: ~1 s) done,
+    waiting for a study (engine.launcher.Prestarted): the next launch hands it the study, so the
+    first epoch comes that much sooner. One never used costs only its memory; `close` ends it,
+    and it ends by itself when the app's process dies (its pipe closes)."""
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+        self._runner: Prestarted | None = None
+
+    def warm(self) -> None:
+        if self._runner is None:
+            self._runner = Prestarted(self.store_path)
+
+    def launch(self, store: Store, study_id: int) -> int:
+        """The study's runner: the warm one when there is one, else a new one; its pid."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return launch(store, study_id)
+        return runner.launch(store.path, study_id).pid
+
+    def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
 
 
 def runner_pid(store: Store, study_id: int) -> int | None:

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.store import Store, StoreError, default_store_path
-from tui import exitcodes
+from tui import actions, exitcodes
 from tui.actions import Placement
 from tui.screens.too_small import TooSmallScreen
 
@@ -41,7 +41,11 @@ class HpTuiApp(App[int]):
         super().__init__()
         self.store = store or Store(default_store_path(store_path))
         self.placement = placement or Placement()  # where studies launched here train
+        self.warm_runner = actions.WarmRunner(self.store.path)
         self._too_small: TooSmallScreen | None = None
+
+    def on_unmount(self) -> None:
+        self.warm_runner.close()
 
     def get_default_screen(self) -> Screen:
         from tui.screens.presets import PresetsScreen

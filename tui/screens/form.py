@@ -74,6 +74,7 @@ class FormScreen(Screen[None]):
         self.revalidate()
         self.query_one("#name", Input).focus()
         self._read_calibration()
+        self.app.warm_runner.warm()  # type: ignore[attr-defined]  # a launch will follow soon
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="calibration")
     def _read_calibration(self) -> None:
@@ -225,7 +226,7 @@ class FormScreen(Screen[None]):
             predictions = self.current_predictions()
             if predictions:  # written before the runner starts: a guess, not a look back
                 store.set_predictions(study_id, predictions)
-            pid = actions.launch(store, study_id)
+            pid = self.app.warm_runner.launch(store, study_id)  # type: ignore[attr-defined]
         except (OSError, ValueError, StoreError) as e:
             self.notify(f"cannot start the study: {e}", severity="error")
             return
