@@ -18,9 +18,10 @@ from textual.widgets import DataTable, Input, Select
 
 from engine.launcher import log_path
 from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset
+from engine.presets import load_preset, parse_preset
 from engine.store import Store
 from tests.app_helpers import (
+    GRID,
     ROOT,
     SIZE,
     column,
@@ -177,6 +178,18 @@ def test_form_validates_as_you_type_and_counts_strategies(store: Store) -> None:
             assert "batch" in text_of(app, "#f-train-batch_size .field-error").lower()
 
     run(go())
+
+
+def test_the_eta_learns_from_the_same_presets_runs_first(store: Store) -> None:
+    tiny = tiny_study(store)
+    other = actions.create_study(store, parse_preset(GRID))
+    store.record_run(tiny, trials=4, trial_steps=4, seconds=10.0, device="cpu", model_seconds=1.0)
+    store.record_run(other, trials=8, trial_steps=8, seconds=1.0, device="cpu", model_seconds=2.0)
+    assert actions.past_runs(store, on_ray=False, preset="tiny") == [(10.0, 1.0)]
+    assert actions.past_runs(store, on_ray=False, preset="seeded-grid") == [(1.0, 2.0)]
+    assert sorted(actions.past_runs(store, on_ray=False, preset="never-run")) == [
+        (1.0, 2.0), (10.0, 1.0)]  # no history of its own: every local run
+    assert actions.past_runs(store, on_ray=True, preset="tiny") == []
 
 
 def test_form_eta_is_calibrated_by_the_stores_past_runs(store: Store) -> None:

@@ -82,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = strategies.plan(preset.config, preset.study)
     with open_store(args.store) as store:
         estimate = eta.estimate([t.config for t in plan.trials],
-                                actions.past_runs(store, on_ray=args.executor == "ray"),
+                                actions.past_runs(store, on_ray=args.executor == "ray",
+                                                  preset=preset.name),
                                 workers=_workers(args))
         _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
              f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "

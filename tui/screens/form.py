@@ -83,7 +83,8 @@ class FormScreen(Screen[None]):
         store = self.app.store  # type: ignore[attr-defined]
         on_ray = self.app.placement.executor == "ray"  # type: ignore[attr-defined]
         try:
-            runs = actions.past_runs(store, on_ray=on_ray)
+            runs = actions.past_runs(store, on_ray=on_ray,
+                                     preset=self.source.name if self.source else None)
         except StoreError:
             return  # the default calibration stays
         self.app.call_from_thread(self._calibrated, runs)
