@@ -19,6 +19,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
+from textual.widgets.data_table import ColumnKey
 
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset, parse_preset
@@ -74,6 +75,7 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
             await pilot.press(*keys)
         if ready is not None:
             await until(pilot, lambda: ready(app), timeout=10)
+        await until(pilot, lambda: tables_measured(app), timeout=10)
         app.screen_stack[0].sub_title = "store.db"  # the path differs per test run
         for widget in app.screen.query(Input):
             widget.cursor_blink = False
@@ -81,6 +83,12 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
         await pilot.pause()
 
     return before
+
+
+def tables_measured(app: HpTuiApp) -> bool:
+    """Whether every table on the screen has sized its columns to the rows it was given: a
+    DataTable does it on its next idle, and a snapshot taken before shows cut-off columns."""
+    return not any(t._require_update_dimensions for t in app.screen.query(DataTable))
 
 
 def studies_listed(app: HpTuiApp) -> bool:
@@ -231,8 +239,11 @@ def test_run_with_a_thousand_trials_draws_a_band(snap_compare: Any, tmp_path: Pa
 
         def ready(app: HpTuiApp) -> bool:
             s = app.screen
-            return (isinstance(s, RunScreen) and len(s.metrics) == len(s.trials) == 1000
-                    and s.selected is not None and s.plots_settled())
+            if not (isinstance(s, RunScreen) and len(s.metrics) == len(s.trials) == 1000
+                    and s.selected is not None and s.plots_settled()):
+                return False
+            status = s.query_one("#run-trials", DataTable).columns[ColumnKey("status")]
+            return status.content_width >= len("completed")  # its rows measured
 
         assert snap_compare(HpTuiApp(store=store), terminal_size=(80, 24),
                             run_before=steady(lambda: RunScreen(study_id), ready=ready))
