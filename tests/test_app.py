@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Input, Select
@@ -19,7 +20,7 @@ from textual.widgets import DataTable, Input, Select
 from engine.launcher import log_path
 from engine.preset_library import resolve_preset_arg
 from engine.presets import load_preset, parse_preset
-from engine.store import Store
+from engine.store import EpochRow, Store
 from tests.app_helpers import (
     GRID,
     ROOT,
@@ -41,10 +42,10 @@ from tui.screens.form import FormScreen
 from tui.screens.help import HelpScreen
 from tui.screens.presets import PresetsScreen
 from tui.screens.results import ResultsScreen
-from tui.screens.run import RunScreen
+from tui.screens.run import RunScreen, loss_percentiles
 from tui.screens.too_small import TooSmallScreen
 from tui.screens.vault import VaultScreen
-from tui.widgets.loss_plot import ValuePlot
+from tui.widgets.loss_plot import LossPlot, ValuePlot
 
 # -- app shell -----------------------------------------------------------------------------------
 
@@ -371,6 +372,63 @@ def test_run_screen_reads_only_what_changed_and_nothing_while_covered(store: Sto
             await until(pilot, lambda: calls["metrics_since"] > covered, timeout=5)
 
     run(go())
+
+
+THOUSAND = """
+name = "thousand"
+[data]
+train_size = 200
+val_size = 100
+[train]
+epochs = 10
+[study]
+strategy = "grid"
+seeds = 10
+[study.vary]
+lr = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+batch_size = [8, 10, 16, 20, 25, 32, 40, 50, 64, 100]
+"""
+
+
+def test_the_all_trials_plot_of_a_thousand_trials_is_a_band(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a few trials the right plot draws percentiles across trials, the best and the
+    selected trial (five curves), not a line per trial."""
+    study_id = actions.create_study(store, parse_preset(THOUSAND))
+    trials = store.trials(study_id)
+    floor = {t.id: 0.05 + 0.0002 * t.number for t in trials}  # trial 1 is the best
+    for epoch in range(10):
+        store.record_epoch([EpochRow(t.id, epoch, floor[t.id] + 0.5 / (epoch + 1),
+                                     floor[t.id] + 0.5 / (epoch + 1), 0.8,
+                                     status="completed" if epoch == 9 else "running")
+                            for t in trials])
+    store.set_study_status(study_id, "completed")
+    drawn: list[tuple[str, list[str]]] = []
+
+    real_draw = LossPlot.draw
+
+    def spy(plot: LossPlot, title: str, series: Any, **kw: Any) -> None:
+        if plot.id == "plot-all":
+            drawn.append((title, [label for label, _, _ in series]))
+        real_draw(plot, title, series, **kw)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.push_screen(RunScreen(study_id))
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            monkeypatch.setattr(LossPlot, "draw", spy)
+            await until(pilot, lambda: len(screen.trials) == 1000 and screen.plots_settled()
+                        and bool(drawn) and "best" in " ".join(drawn[-1][1]))
+            median = loss_percentiles(screen.metrics, [0.5])[0]
+            assert median[0] == [float(e) for e in range(1, 11)]
+
+    run(go())
+    title, labels = drawn[-1]
+    assert title == "val loss of 1000 trials"
+    assert labels == ["p90", "median", "p10", "best (1)", "selected (1)"]
 
 
 @pytest.mark.slow

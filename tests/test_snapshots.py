@@ -19,11 +19,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
-from textual.widgets.data_table import ColumnKey
 
 from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset, parse_preset
-from engine.store import EpochRow, Store
+from engine.presets import load_preset
+from engine.store import Store
 from tests.app_helpers import seed_grid, until
 from tui import actions
 from tui.app import HpTuiApp
@@ -75,7 +74,6 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
             await pilot.press(*keys)
         if ready is not None:
             await until(pilot, lambda: ready(app), timeout=10)
-        await until(pilot, lambda: tables_measured(app), timeout=10)
         app.screen_stack[0].sub_title = "store.db"  # the path differs per test run
         for widget in app.screen.query(Input):
             widget.cursor_blink = False
@@ -83,12 +81,6 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
         await pilot.pause()
 
     return before
-
-
-def tables_measured(app: HpTuiApp) -> bool:
-    """Whether every table on the screen has sized its columns to the rows it was given: a
-    DataTable does it on its next idle, and a snapshot taken before shows cut-off columns."""
-    return not any(t._require_update_dimensions for t in app.screen.query(DataTable))
 
 
 def studies_listed(app: HpTuiApp) -> bool:
@@ -197,53 +189,3 @@ def test_too_small(snap_compare: Any, tmp_path: Path) -> None:
     with Store(tmp_path / "empty.db") as empty:
         assert snap_compare(HpTuiApp(store=empty), terminal_size=(60, 20),
                             run_before=steady())
-
-
-THOUSAND = """
-name = "thousand"
-[data]
-train_size = 200
-val_size = 100
-[train]
-epochs = 10
-[study]
-strategy = "grid"
-seeds = 10
-[study.vary]
-lr = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
-batch_size = [8, 10, 16, 20, 25, 32, 40, 50, 64, 100]
-"""
-
-
-def seed_thousand(store: Store) -> int:
-    """1,000 finished trials whose validation losses fan out: the all-trials plot's hard case."""
-    study_id = actions.create_study(store, parse_preset(THOUSAND))
-    store.set_study_status(study_id, "completed")
-    rng = np.random.default_rng(3)
-    trials = store.trials(study_id)
-    floors = {t.id: 0.05 + 0.2 * rng.random() for t in trials}
-    for epoch in range(10):
-        store.record_epoch([
-            EpochRow(t.id, epoch, floors[t.id] + 0.5 / (epoch + 1),
-                     floors[t.id] + 0.55 / (epoch + 1) + 0.01 * rng.random(), 0.8,
-                     status="completed" if epoch == 9 else "running")
-            for t in trials])
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE studies SET created = '2025-01-02T03:04:05+00:00'")
-    return study_id
-
-
-def test_run_with_a_thousand_trials_draws_a_band(snap_compare: Any, tmp_path: Path) -> None:
-    with Store(tmp_path / "thousand.db") as store:
-        study_id = seed_thousand(store)
-
-        def ready(app: HpTuiApp) -> bool:
-            s = app.screen
-            if not (isinstance(s, RunScreen) and len(s.metrics) == len(s.trials) == 1000
-                    and s.selected is not None and s.plots_settled()):
-                return False
-            status = s.query_one("#run-trials", DataTable).columns[ColumnKey("status")]
-            return status.content_width >= len("completed")  # its rows measured
-
-        assert snap_compare(HpTuiApp(store=store), terminal_size=(80, 24),
-                            run_before=steady(lambda: RunScreen(study_id), ready=ready))
