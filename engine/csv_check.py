@@ -48,6 +48,11 @@ def csv_path(cfg: DataConfig, base_dir: Path | None) -> Path:
     return path
 
 
+def csv_file(cfg: DataConfig, base_dir: Path | None) -> Path | None:
+    """The CSV file a data section reads (`csv_path`), or None when it reads none."""
+    return csv_path(cfg, base_dir) if cfg.dataset == "csv" and cfg.path else None
+
+
 def check_datasets(configs: Iterable[DataConfig], base_dir: Path | None = None) -> list[str]:
     """Read every CSV file the configs name; raises DataError for the first broken one, returns
     warnings (a file with a single class) for the rest."""

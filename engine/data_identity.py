@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig
-from engine.csv_check import csv_path as resolve_csv
+from engine.csv_check import csv_file
 
 CHUNK_BYTES = 1 << 20
 
 
 def csv_path(data: dict[str, Any], base_dir: Path | None) -> Path | None:
-    """The file a CSV data section reads, resolved as `engine.data` resolves it (None: not CSV)."""
-    if data.get("dataset") != "csv" or not data.get("path"):
-        return None
-    return resolve_csv(DataConfig(**data), base_dir)
+    """The file a stored data section reads, resolved as `engine.data` resolves it (None: not
+    CSV)."""
+    return csv_file(DataConfig(**data), base_dir)
 
 
 def fingerprint(path: Path) -> dict[str, Any]:

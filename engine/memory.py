@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import DataConfig, TrialConfig
-from engine.csv_check import csv_path
+from engine.csv_check import csv_file
 
 # engine.population's and engine.population_data's constants, which need torch to import (a test
 # checks that they agree)
@@ -155,14 +155,10 @@ def _tasks(pops: list[Population], workers: int) -> list[Population]:
 # --- data ------------------------------------------------------------------------------------
 
 
-def _csv_file(data: DataConfig, base_dir: Path | None) -> Path | None:
-    return csv_path(data, base_dir) if data.dataset == "csv" and data.path else None
-
-
 def features_of(data: DataConfig, base_dir: Path | None = None) -> int:
     """Input features: 2 for the synthetic sets; a CSV's columns minus its label (read from its
     first line; 2 when it cannot be read)."""
-    path = _csv_file(data, base_dir)
+    path = csv_file(data, base_dir)
     if path is None:
         return 2
     try:
@@ -181,7 +177,7 @@ def split_bytes(data: DataConfig, features: int) -> int:
 def generate_bytes(data: DataConfig, base_dir: Path | None = None) -> int:
     """What making the splits needs while it runs: generating the largest synthetic split, or
     parsing the CSV file (Python lists of its cells)."""
-    path = _csv_file(data, base_dir)
+    path = csv_file(data, base_dir)
     if path is None:
         return max(data.train_size, data.val_size) * GENERATE_FLOATS * FLOAT
     try:

@@ -95,6 +95,11 @@ class Preset:
     # The TOML source it was loaded from: stored with each study so that it can be rerun.
     text: str
 
+    @property
+    def base_dir(self) -> Path | None:
+        """Where its relative data paths are anchored: its file's folder (None: no file)."""
+        return self.path.resolve().parent if self.path else None
+
 
 def load_preset(path: str | Path) -> Preset:
     """Read and validate a preset file; PresetError lists every problem found."""

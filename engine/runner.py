@@ -210,7 +210,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     store.set_study_status(study_id, "running")
     log.info("study %d: %d trials to train on %s, %s", study_id, len(todo), device,
              executor.describe())
-    base_dir = Path(study.preset_path).parent if study.preset_path else None
+    base_dir = study.base_dir
     where = executor.label(device)
     pauses = pauses or Pauses()
     started, paused_before = time.monotonic(), pauses.seconds

@@ -94,6 +94,15 @@ __all__ = [
 ]
 
 
+SQLITE_MAX_INT = 2**63 - 1
+
+
+def _in_range(number: int) -> int:
+    """`number` as an SQLite integer; one beyond them (which no row has) as 0, which no study
+    or trial has either (both are numbered from 1)."""
+    return number if abs(number) <= SQLITE_MAX_INT else 0
+
+
 def default_store_path(override: str | Path | None = None) -> Path:
     """--store PATH (passed by the caller), else $HP_TUI_STORE, else ./.hp-tui/store.db."""
     chosen = override or os.environ.get("HP_TUI_STORE") or Path.cwd() / ".hp-tui" / "store.db"
@@ -194,9 +203,11 @@ class Store:
         return int(study_id)
 
     def study(self, ref: str | int) -> StudyRow:
-        """A study by number (3 or "3") or by name."""
-        by_id = isinstance(ref, int) or str(ref).strip().isdigit()
-        where, arg = ("id = ?", int(ref)) if by_id else ("name = ?", str(ref))
+        """A study by number (3 or "3": ASCII digits) or by name. A number beyond SQLite's
+        integers, or digits other than 0-9 ("²", never a name), find no study."""
+        text = str(ref).strip()
+        by_id = isinstance(ref, int) or (text.isascii() and text.isdigit())
+        where, arg = (("id = ?", _in_range(int(text))) if by_id else ("name = ?", str(ref)))
         with self._read("reading a study") as db:
             row = db.execute(f"SELECT * FROM studies WHERE {where}", (arg,)).fetchone()
             counts = self._counts(db, row["id"]) if row else {}
@@ -247,7 +258,7 @@ class Store:
     def trial(self, study_id: int, number: int) -> TrialRow:
         with self._read("reading a trial") as db:
             row = db.execute("SELECT * FROM trials WHERE study_id = ? AND number = ?",
-                             (study_id, number)).fetchone()
+                             (study_id, _in_range(number))).fetchone()
             total = None if row else db.execute(
                 "SELECT count(*) FROM trials WHERE study_id = ?", (study_id,)).fetchone()[0]
         if row is None:

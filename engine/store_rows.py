@@ -98,6 +98,11 @@ class StudyRow:
     # the CSV files it trains on, fingerprinted at creation (engine.data_identity); None: none
     data_files: list[dict[str, Any]] | None = None
 
+    @property
+    def base_dir(self) -> Path | None:
+        """Where the study's relative data paths are anchored: its preset's folder."""
+        return Path(self.preset_path).parent if self.preset_path else None
+
 
 @dataclass(frozen=True)
 class TrialRow:

@@ -13,7 +13,6 @@ torch-free; the CLI and the app make them before asking for confirmation.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from engine import report
@@ -42,14 +41,9 @@ def training_refusal(store: Store, study: StudyRow) -> str | None:
     return None
 
 
-def base_dir(study: StudyRow) -> Path | None:
-    """Where relative data paths of the study are anchored (its preset's folder)."""
-    return Path(study.preset_path).parent if study.preset_path else None
-
-
 def data_refusal(study: StudyRow, trial: TrialRow) -> str | None:
     """Why the trial's data is not what the study trained on (a CSV file that changed)."""
-    changed = changed_file(study.data_files, trial.config.get("data", {}), base_dir(study))
+    changed = changed_file(study.data_files, trial.config.get("data", {}), study.base_dir)
     if changed is None:
         return None
     return (f"{changed}: its test rows would not be the ones held out. Restore the file the "
@@ -112,7 +106,7 @@ def open_vault(store: Store, study_ref: str | int, trial_number: int) -> dict[st
     if weights is None:
         raise VaultRefused(f"trial {trial_number} of study {study.id} has no stored weights")
     config = TrialConfig.from_dict(trial.config)
-    split = test_split(config.data, base_dir(study))
+    split = test_split(config.data, study.base_dir)
     tensors = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in weights]
     test_loss, test_acc = evaluate(tensors, config, split)
     return store.record_vault(study.id, trial_id=trial.id, trial_number=trial.number,

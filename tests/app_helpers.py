@@ -19,6 +19,7 @@ from engine.store import EpochRow, FinishRow, Store, encode_weights
 from tui import actions
 from tui.app import HpTuiApp
 from tui.screens.results import ResultsScreen
+from tui.screens.run import RunScreen
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (80, 24)
@@ -81,6 +82,15 @@ async def until(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the app"
         await pilot.pause(0.1)
+
+
+async def open_seeded_run(app: HpTuiApp, pilot: Any, study_id: int) -> RunScreen:
+    """Push the Run screen of a `seed_grid` study and wait until it shows all 8 trials' epochs."""
+    app.push_screen(RunScreen(study_id))
+    screen = app.screen
+    assert isinstance(screen, RunScreen)
+    await until(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
+    return screen
 
 
 async def open_results(app: HpTuiApp, pilot: Any, study_id: int) -> ResultsScreen:

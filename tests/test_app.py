@@ -27,6 +27,7 @@ from tests.app_helpers import (
     SIZE,
     column,
     open_results,
+    open_seeded_run,
     run,
     seed_grid,
     text_of,
@@ -322,9 +323,7 @@ def test_run_screen_reads_a_study_whose_runner_died(store: Store) -> None:
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
-            app.push_screen(RunScreen(study_id))
-            screen = app.screen
-            await until(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
+            screen = await open_seeded_run(app, pilot, study_id)
             status = text_of(app, "#run-status")
             assert "runner gone" in status and "4/8 trials" in status
             assert screen.check_action("stop", ()) is False
@@ -356,9 +355,7 @@ def test_run_screen_reads_only_what_changed_and_nothing_while_covered(store: Sto
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
-            app.push_screen(RunScreen(study_id))
-            screen = app.screen
-            await until(pilot, lambda: screen.study is not None and len(screen.metrics) == 8)
+            screen = await open_seeded_run(app, pilot, study_id)
             before = dict(calls)
             await pilot.pause(3.0)
             assert calls["trials"] == before["trials"]  # nothing changed: no trial re-read

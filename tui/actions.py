@@ -91,7 +91,7 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
     whose every trial would fail is never stored; `warn` gets what is odd but trainable. Their
     fingerprints are stored with the study: the vault refuses a file that changed since."""
     plan = plan or strategies.plan(preset.config, preset.study)
-    base_dir = preset.path.resolve().parent if preset.path else None
+    base_dir = preset.base_dir
     for warning in check_datasets((t.config.data for t in plan.trials), base_dir):
         if warn is not None:
             warn(warning)
@@ -123,7 +123,7 @@ def launch_memory_refusal(preset: Preset, plan: strategies.Plan, executor: str) 
     """`memory_refusal` for a new study launched from the app (one worker per core)."""
     return memory_refusal((t.config for t in plan.trials), workers=workers(), device="auto",
                           executor=executor,
-                          base_dir=preset.path.resolve().parent if preset.path else None)
+                          base_dir=preset.base_dir)
 
 
 def resume_memory_refusal(store: Store, study_id: int) -> str | None:
@@ -132,12 +132,7 @@ def resume_memory_refusal(store: Store, study_id: int) -> str | None:
     todo = [TrialConfig.from_dict(t.config) for t in store.trials(study_id)
             if t.status not in ("completed", "diverged")]
     return memory_refusal(todo, workers=workers(), device=study.device,
-                          executor=study.executor, base_dir=study_base_dir(study.preset_path))
-
-
-def study_base_dir(preset_path: str | None) -> Path | None:
-    """Where a study's relative data paths are anchored: its preset's folder."""
-    return Path(preset_path).parent if preset_path else None
+                          executor=study.executor, base_dir=study.base_dir)
 
 
 def launch(store: Store, study_id: int, device: str | None = None) -> int:

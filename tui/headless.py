@@ -23,15 +23,11 @@ from engine.presets import PresetError
 from engine.store import (
     BadName,
     LeaseBusy,
-    NoSuchStudy,
-    NoSuchTrial,
     Store,
     StoreError,
     StudyRow,
-    TrialRow,
     default_store_path,
 )
-from engine.store_rows import no_such_study_message
 from tui import actions, exitcodes, render
 from tui.exitcodes import UserError
 from tui.files import NotRegularFile, write_atomically
@@ -90,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"ETA {estimate.human()}")
         _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
                       device=args.device,
-                      base_dir=preset.path.resolve().parent if preset.path else None)
+                      base_dir=preset.base_dir)
         study_id = actions.create_study(store, preset, name=args.name, device=args.device,
                                         plan=plan, executor=args.executor,
                                         ray_address=args.ray_address,
@@ -101,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     _check_workers(args.workers)
     with open_store(args.store) as store:
-        study = find_study(store, args.study)
+        study = store.study(args.study)
         lease = store.lease(study.id)
         if lease and lease.get("alive"):
             raise UserError(
@@ -118,7 +114,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         _check_memory(args, [TrialConfig.from_dict(t.config) for t in todo],
                       executor=args.executor or study.executor,
                       device=args.device or study.device,
-                      base_dir=actions.study_base_dir(study.preset_path))
+                      base_dir=study.base_dir)
         _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
         return _launch_and_follow(store, study.id, args)
 
@@ -222,12 +218,12 @@ def _study_summary(store: Store, s: StudyRow) -> dict[str, Any]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_store(args.store, readonly=True) as store:
-        return _print_result(store, find_study(store, args.study).id, args.json)
+        return _print_result(store, store.study(args.study).id, args.json)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_store(args.store, readonly=True) as store:
-        data = report.study_dict(store, find_study(store, args.study))
+        data = report.study_dict(store, store.study(args.study))
         store_path = store.path
     text = render.export_text(data, args.format)
     if not args.output:
@@ -252,12 +248,12 @@ def cmd_vault(args: argparse.Namespace) -> int:
     from engine.store import VaultUsed
 
     with open_store(args.store) as store:
-        study = find_study(store, args.study)
+        study = store.study(args.study)
         existing = store.vault(study.id)
         earlier: list[dict[str, Any]] = []
         try:
             if existing is None:
-                trial = find_trial(store, study.id, args.trial)
+                trial = store.trial(study.id, args.trial)
                 vault.check_can_open(store, study, trial)  # a refusal needs no confirmation
                 earlier = vault.earlier_evaluations(store, study, trial)
                 if earlier:
@@ -331,31 +327,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def _say(message: str) -> None:
     print(printable(message, keep=MESSAGE_WHITESPACE), file=sys.stderr, flush=True)
-
-
-SQLITE_MAX_INT = 2**63 - 1  # no row id or trial number can be larger
-
-
-def find_study(store: Store, ref: str) -> StudyRow:
-    """The study a user typed: its number (ASCII digits) or its name. A number beyond SQLite's
-    integers, or digits that are not 0-9 ("²"), is a study that is not there, not a traceback."""
-    text = ref.strip()
-    if text.isascii() and text.isdigit():
-        if int(text) <= SQLITE_MAX_INT:
-            return store.study(int(text))
-    elif not text.isdigit():  # names are never all digits (Store.create_study refuses them)
-        return store.study(ref)
-    known = [(s.id, s.name) for s in store.studies()]
-    raise NoSuchStudy(no_such_study_message(ref, known, store.path))
-
-
-def find_trial(store: Store, study_id: int, number: int) -> TrialRow:
-    """A trial by its number within the study; out of SQLite's range is simply not there."""
-    if abs(number) <= SQLITE_MAX_INT:
-        return store.trial(study_id, number)
-    total = len(store.trials(study_id))
-    raise NoSuchTrial(f"study {study_id} has no trial {number}; its trials are numbered 1 to "
-                      f"{total}" if total else f"study {study_id} has no trials")
 
 
 def _check_not_the_store(out: Path, store: Path) -> None:
