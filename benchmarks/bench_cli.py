@@ -45,14 +45,14 @@ loss = ["bce_with_logits"]
 def hp_run(args: list[str], store: Path) -> float:
     env = dict(os.environ, HP_TUI_STORE=str(store), PYTHONPATH=str(ROOT))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tui.cli", "run", *args, "--json"], env=env,
+    subprocess.run([sys.executable, "-m", "tui.cli.main", "run", *args, "--json"], env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=store.parent)
     return time.perf_counter() - start
 
 
 def reference_seconds(trials: list) -> float:
-    from engine.data import load_splits
-    from engine.reference import Trial, train_reference
+    from engine.train.data import load_splits
+    from engine.train.reference import Trial, train_reference
 
     start = time.perf_counter()
     for t in trials:
@@ -61,8 +61,8 @@ def reference_seconds(trials: list) -> float:
 
 
 def planned(preset_path: Path, **overrides: object) -> list:
-    from engine import strategies
-    from engine.presets import load_preset, with_overrides
+    from engine.presets.parse import load_preset, with_overrides
+    from engine.study import strategies
 
     preset = with_overrides(load_preset(preset_path), **overrides)  # type: ignore[arg-type]
     return strategies.plan(preset.config, preset.study).trials
@@ -72,11 +72,11 @@ def store_write_share(n: int) -> tuple[float, float]:
     """(training seconds, seconds spent in record_epoch) for one N-trial population."""
     import torch
 
-    from engine.config import TrialConfig
-    from engine.data import load_splits
-    from engine.population import train_population
-    from engine.reference import Trial
-    from engine.store import EpochRow, Store
+    from engine.spec.config import TrialConfig
+    from engine.store.store import EpochRow, Store
+    from engine.train.data import load_splits
+    from engine.train.population.loop import train_population
+    from engine.train.reference import Trial
 
     torch.set_num_threads(1)
     config = TrialConfig()
@@ -108,7 +108,7 @@ def store_write_share(n: int) -> tuple[float, float]:
 
 
 def reader_slowdown(preset: Path, tmp: Path) -> tuple[float, float]:
-    from engine.store import Store
+    from engine.store.store import Store
 
     alone = hp_run([str(preset)], tmp / "alone.db")
     store_path = tmp / "watched.db"

@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.config import DataConfig, TrialConfig  # noqa: E402
-from engine.data import Splits, load_splits  # noqa: E402
-from engine.parallel import schedule  # noqa: E402
-from engine.reference import Trial, TrialOutcome  # noqa: E402
+from engine.run.pool import schedule  # noqa: E402
+from engine.spec.config import DataConfig, TrialConfig  # noqa: E402
+from engine.train.data import Splits, load_splits  # noqa: E402
+from engine.train.reference import Trial, TrialOutcome  # noqa: E402
 
 CPUS = 2  # LocalExecutor(2) against RayExecutor("local", cpus=2)
 CPU = torch.device("cpu")
@@ -76,8 +76,8 @@ class Row:
 
 
 def preset_trials(name: str) -> list[Trial]:
-    from engine import strategies
-    from engine.presets import load_preset
+    from engine.presets.parse import load_preset
+    from engine.study import strategies
 
     preset = load_preset(ROOT / "presets" / f"{name}.toml")
     return [Trial(t.config, t.seed) for t in strategies.plan(preset.config, preset.study).trials]
@@ -176,8 +176,8 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 5)
     logging.basicConfig(level=logging.WARNING)
 
-    from engine.ray_executor import RayExecutor
-    from engine.runner import LocalExecutor
+    from engine.run.ray_cluster import RayExecutor
+    from engine.run.runner import LocalExecutor
 
     todo = studies(args.quick)
     print(f"{CPUS} CPUs: LocalExecutor({CPUS}) vs RayExecutor('local', cpus={CPUS}) "

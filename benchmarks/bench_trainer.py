@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_trainer.py            # the full table (a few minutes)
     .venv/bin/python benchmarks/bench_trainer.py --quick    # a smoke run (seconds)
 
-Rows: the reference loop (engine.reference, a few trials) and the population trainer at N = 1, 8,
+Rows: the reference loop (a few trials) and the population trainer at N = 1, 8,
 64, 256, 512, eager and compiled, on the notebook's configuration (spirals 4000/1000, batch 10,
 10 epochs, [2, 10, 1] relu, sgd lr 0.01, mse), on batch 100, and on a wide Adam configuration
 ([64, 64] tanh, adam lr 0.01; fewer epochs, it is slow), plus N = 512 over worker processes.
@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from engine.config import DataConfig, TrialConfig
-from engine.data import Splits, load_splits
-from engine.devices import resolve_device
-from engine.population import LANES, group_trials, should_compile, train_population
-from engine.reference import Trial, train_reference
+from engine.spec.config import DataConfig, TrialConfig
+from engine.train.data import Splits, load_splits
+from engine.train.devices import resolve_device
+from engine.train.population.loop import LANES, group_trials, should_compile, train_population
+from engine.train.reference import Trial, train_reference
 
 
 @dataclass
@@ -156,7 +156,7 @@ def bench_population(cfg: TrialConfig, splits: Splits, n: int, compile: bool,
                      device: torch.device, workers: int) -> dict[str, Any]:
     trials = [Trial(cfg, seed) for seed in range(n)]
     if workers > 1:
-        from engine.parallel import WorkerPool
+        from engine.run.pool import WorkerPool
 
         start = time.perf_counter()
         with WorkerPool(workers, device) as pool:

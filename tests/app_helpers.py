@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from textual.widgets import DataTable, Static
 
-from engine.launcher import RunnerOptions, start_runner
-from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset, parse_preset
-from engine.store import EpochRow, FinishRow, Store, encode_weights
-from tui import actions
+from engine.presets.library import resolve_preset_arg
+from engine.presets.parse import load_preset, parse_preset
+from engine.run.launcher import RunnerOptions, start_runner
+from engine.store.store import EpochRow, FinishRow, Store, encode_weights
+from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.results import ResultsScreen
 from tui.screens.run import RunScreen

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine.analysis import (
+from engine.spec.config import Range, StudySpec, TrialConfig
+from engine.study.analysis import (
     Impact,
     TrialResult,
     best_config,
@@ -17,8 +18,7 @@ from engine.analysis import (
     score_predictions,
     studentized_range_quantile,
 )
-from engine.config import Range, StudySpec, TrialConfig
-from engine.strategies import plan
+from engine.study.strategies import plan
 
 BASE = TrialConfig().flat()  # lr 0.01, hidden [10], activation relu, ...
 

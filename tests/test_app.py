@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input, Select
 
-from engine.launcher import log_path
-from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset, parse_preset
-from engine.store import EpochRow, Store
+from engine.presets.library import resolve_preset_arg
+from engine.presets.parse import load_preset, parse_preset
+from engine.run.launcher import log_path
+from engine.store.store import EpochRow, Store
 from tests.app_helpers import (
     GRID,
     ROOT,
@@ -35,7 +35,7 @@ from tests.app_helpers import (
     trained_tiny,
     until,
 )
-from tui import actions
+from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmOverwrite, ConfirmVault

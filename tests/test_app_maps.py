@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable
 
-from engine.launcher import RunnerOptions, start_runner
-from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset
-from engine.space import ACTIVATIONS
-from engine.store import Store
+from engine.presets.library import resolve_preset_arg
+from engine.presets.parse import load_preset
+from engine.run.launcher import RunnerOptions, start_runner
+from engine.spec.space import ACTIVATIONS
+from engine.store.store import Store
 from tests.app_helpers import SIZE, open_results, seed_grid, until
-from tui import actions
+from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
 from tui.widgets.decision_map import DecisionMap, MapData, extent, forward, grid, load_map

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.preset_library import shipped_presets_dir
-from engine.presets import load_preset
-from engine.store import Store
+from engine.presets.library import shipped_presets_dir
+from engine.presets.parse import load_preset
+from engine.store.store import Store
 from tests.cli_helpers import ROOT, SLOW_PRESET, env_for, hp, start_hp, wait_for
 
 TINY = str(shipped_presets_dir() / "tiny.toml")
@@ -256,7 +256,7 @@ def test_second_runner_on_a_study_is_refused(store: Path, tmp_path: Path) -> Non
     r = hp("resume", "1", store=store)
     assert r.code == 5 and str(pid) in r.err
     # the engine refuses too, not only the CLI's pre-check
-    direct = subprocess.run([sys.executable, "-m", "engine.runner", "--store", str(store),
+    direct = subprocess.run([sys.executable, "-m", "engine.run.runner", "--store", str(store),
                              "--study", "1"], cwd=ROOT, env=env_for(store), capture_output=True,
                             text=True, timeout=60)
     assert direct.returncode == 5 and str(pid) in direct.stderr, direct.stderr

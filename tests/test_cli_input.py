@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.launcher import log_path
-from engine.preset_library import shipped_presets_dir
+from engine.presets.library import shipped_presets_dir
+from engine.run.launcher import log_path
 from tests.cli_helpers import Result, env_for, hp, wait_for
 
 TINY = str(shipped_presets_dir() / "tiny.toml")
@@ -47,7 +47,7 @@ def store(tmp_path: Path) -> Path:
 
 def hp_to(stdout: io.IOBase | int, *args: str, store: Path) -> Result:
     """`hp` with stdout sent where the caller says (a full device, a closed pipe)."""
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=store.parent,
+    proc = subprocess.run([sys.executable, "-m", "tui.cli.main", *args], cwd=store.parent,
                           env=env_for(store), stdout=stdout, stderr=subprocess.PIPE, text=True,
                           timeout=120)
     return Result(proc.returncode, "", proc.stderr)
@@ -249,8 +249,9 @@ def test_a_csv_with_one_class_trains_with_a_warning(store: Path, tmp_path: Path)
 
 
 def test_the_trainer_reads_csv_through_the_same_check(tmp_path: Path) -> None:
-    from engine import csv_check, data
-    from engine.config import DataConfig
+    from engine.datasets import files as csv_check
+    from engine.spec.config import DataConfig
+    from engine.train import data
 
     path = tmp_path.resolve() / "bad.csv"  # the trainer names the file by its real path
     path.write_text("a,b,label\n1,2,0\n3,x,1\n")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import data
-from engine.config import DataConfig
+from engine.spec.config import DataConfig
+from engine.train import data
 
 pytestmark = pytest.mark.numerics
 
@@ -55,9 +55,9 @@ def test_splits_are_deterministic_and_sized(name: str) -> None:
 
 
 def test_training_path_never_generates_the_test_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.config import TrialConfig
-    from engine.population import train_population
-    from engine.reference import Trial, train_reference
+    from engine.spec.config import TrialConfig
+    from engine.train.population.loop import train_population
+    from engine.train.reference import Trial, train_reference
 
     cfg = DataConfig(train_size=60, val_size=30, seed=3)
     test_seed = data.derive_seed(cfg.seed, "test")
@@ -86,7 +86,7 @@ def test_only_the_vault_names_the_test_split() -> None:
     """Only the vault (and the module defining it) calls or imports `test_split`."""
     users = [p.relative_to(ROOT).as_posix() for p in (ROOT / "engine").rglob("*.py")
              if re.search(r"\btest_split\s*\(|import[^\n]*\btest_split\b", p.read_text())]
-    assert sorted(users) == ["engine/data.py", "engine/vault.py"]
+    assert sorted(users) == ["engine/run/vault.py", "engine/train/data.py"]
 
 
 def _write(path: Path, text: str) -> Path:

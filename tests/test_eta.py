@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import eta
-from engine.config import TrialConfig
+from engine.spec.config import TrialConfig
+from engine.study import eta
 
 NOTEBOOK = TrialConfig()
 

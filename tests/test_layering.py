@@ -19,22 +19,22 @@ def _modules_after_import(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["engine.runner", "engine.population", "engine.vault"])
+@pytest.mark.parametrize("module", ["engine.run.runner", "engine.train.population.loop", "engine.run.vault"])
 def test_engine_never_imports_ui_packages(module: str) -> None:
     loaded = _modules_after_import(module)
     assert not {"textual", "rich", "plotext", "textual_plotext"} & loaded
 
 
-@pytest.mark.parametrize("module", ["tui.cli", "tui.headless", "tui.app", "engine.store",
-                                    "engine.report", "engine.presets", "engine.preset_library",
-                                    "engine.strategies", "engine.analysis", "engine.eta",
-                                    "engine.launcher"])
+@pytest.mark.parametrize("module", ["tui.cli.main", "tui.cli.commands", "tui.app", "engine.store.store",
+                                    "engine.study.report", "engine.presets.parse", "engine.presets.library",
+                                    "engine.study.strategies", "engine.study.analysis", "engine.study.eta",
+                                    "engine.run.launcher"])
 def test_ui_side_never_imports_torch(module: str) -> None:
     assert "torch" not in _modules_after_import(module)
 
 
 def test_cli_commands_that_only_read_never_import_torch(tmp_path: Path) -> None:
-    code = ("import sys; from tui.cli import main; main(['presets', '--json']); "
+    code = ("import sys; from tui.cli.main import main; main(['presets', '--json']); "
             "main(['studies', '--store', sys.argv[1]]); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db")], cwd=ROOT,

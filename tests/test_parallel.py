@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import DataConfig, TrialConfig
-from engine.data import load_splits
-from engine.parallel import WorkerCrashed, WorkerPool, train_parallel
-from engine.population import Stopped, train_population
-from engine.reference import Trial
+from engine.run.pool import WorkerCrashed, WorkerPool, train_parallel
+from engine.spec.config import DataConfig, TrialConfig
+from engine.train.data import load_splits
+from engine.train.population.loop import Stopped, train_population
+from engine.train.reference import Trial
 
 pytestmark = pytest.mark.numerics
 
@@ -115,7 +115,7 @@ def test_workers_die_with_the_parent(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from engine.parallel import WorkerPool
+        from engine.run.pool import WorkerPool
         pool = WorkerPool(2)
         print(" ".join(str(p.pid) for p in pool._procs), flush=True)
         time.sleep(60)

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import DataConfig, TrialConfig
-from engine.data import load_splits
-from engine.population import (
+from engine.spec.config import DataConfig, TrialConfig
+from engine.spec.space import ACTIVATIONS, LOSSES, OPTIMIZERS
+from engine.train.data import load_splits
+from engine.train.population.loop import (
     LANES,
     Stopped,
     compile_available,
@@ -27,8 +28,7 @@ from engine.population import (
     should_compile,
     train_population,
 )
-from engine.reference import Trial, TrialOutcome, train_reference
-from engine.space import ACTIVATIONS, LOSSES, OPTIMIZERS
+from engine.train.reference import Trial, TrialOutcome, train_reference
 
 pytestmark = pytest.mark.numerics
 
@@ -153,7 +153,7 @@ def test_compiled_population_equals_reference(splits, references):
 def test_flat_eager_step_is_the_step_program_op_for_op(splits, layout):
     """FlatStep (the eager step, flat buffers updated in place) gives Program's numbers bit for
     bit: same elementwise ops, only grouped differently."""
-    from engine import population as pop_mod
+    from engine.train.population import loop as pop_mod
 
     group = next(g for g in group_trials(mixed_trials()) if g.layout == layout)
     steps = []
@@ -203,7 +203,7 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
     """Wrap the trainer's steppers so that after every step the weights of trial `target` (its
     index in the population) are saved while it is still alive; the list ends with the state
     of its last finite step. Same process, same kernels: comparable bit for bit."""
-    from engine import population as pop_mod
+    from engine.train.population import loop as pop_mod
 
     saved: list = []
     make = pop_mod._steppers

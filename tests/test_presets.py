@@ -16,10 +16,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from engine import space
-from engine.config import Range, StudySpec, TrialConfig
-from engine.preset_library import find_presets, resolve_preset_arg, shipped_presets_dir
-from engine.presets import (
+from engine.presets.library import find_presets, resolve_preset_arg, shipped_presets_dir
+from engine.presets.parse import (
     MAX_PRESET_BYTES,
     KeyLocator,
     Preset,
@@ -30,6 +28,8 @@ from engine.presets import (
     preset_to_toml,
     with_overrides,
 )
+from engine.spec import space
+from engine.spec.config import Range, StudySpec, TrialConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "presets").glob("*.toml"))
@@ -110,7 +110,7 @@ def test_notebook_sensitivity_count() -> None:
     count = _sensitivity_count_from_file(path)
     assert count == 30  # 2 seeds x (1 baseline + 14 changed values): a teaching-sized study
     try:
-        from engine import strategies
+        from engine.study import strategies
     except ImportError:  # pragma: no cover - strategies land in another change
         return
     preset = load_preset(path)
@@ -120,7 +120,7 @@ def test_notebook_sensitivity_count() -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_preset_plans(path: Path) -> None:
     """The strategies accept what the presets accept: every shipped study can be planned."""
-    strategies = pytest.importorskip("engine.strategies")
+    strategies = pytest.importorskip("engine.study.strategies")
     preset = load_preset(path)
     plan = strategies.plan(preset.config, preset.study)
     assert plan.n_trials == strategies.count(preset.config, preset.study)
@@ -307,7 +307,7 @@ def test_csv_path_resolves_against_the_preset(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "mine.toml"
     path.write_text('[data]\ndataset = "csv"\npath = "../points.csv"\ntrain_size = 10\n'
                     'val_size = 5\ntest_size = 5\n')
-    (tmp_path / "points.csv").write_text("x,label\n1,0\n")  # read by engine.data, not here
+    (tmp_path / "points.csv").write_text("x,label\n1,0\n")  # read by engine.train.data, not here
     preset = load_preset(path)
     assert preset.config.data.path == str(tmp_path / "points.csv")
     absolute = parse_preset(f'[data]\ndataset = "csv"\npath = "{tmp_path}/points.csv"',
@@ -556,7 +556,7 @@ def test_find_presets_extra_dirs_and_missing_dirs(preset_home: Path, tmp_path: P
 
 def test_user_dir_defaults_to_home_config(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
-    from engine.preset_library import user_presets_dir
+    from engine.presets.library import user_presets_dir
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert user_presets_dir() == tmp_path / ".config" / "hp-tui" / "presets"

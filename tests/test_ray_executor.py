@@ -16,13 +16,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from engine.config import DataConfig, TrialConfig
-from engine.data import load_splits
-from engine.executors import ExecutorError
-from engine.population import Stopped
-from engine.ray_executor import MAX_ATTEMPTS, PopulationsFailed, RayExecutor
-from engine.reference import Trial
-from engine.runner import LocalExecutor
+from engine.run.executors import ExecutorError
+from engine.run.ray_cluster import MAX_ATTEMPTS, PopulationsFailed, RayExecutor
+from engine.run.runner import LocalExecutor
+from engine.spec.config import DataConfig, TrialConfig
+from engine.train.data import load_splits
+from engine.train.population.loop import Stopped
+from engine.train.reference import Trial
 from tests.proc_helpers import population_pids
 from tests.ray_helpers import CPU, Recorder, assert_same, run
 

@@ -15,11 +15,11 @@ ray = pytest.importorskip("ray")
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
-from engine.config import DataConfig, TrialConfig
-from engine.data import load_splits
-from engine.ray_executor import RayExecutor
-from engine.reference import Trial
-from engine.runner import LocalExecutor
+from engine.run.ray_cluster import RayExecutor
+from engine.run.runner import LocalExecutor
+from engine.spec.config import DataConfig, TrialConfig
+from engine.train.data import load_splits
+from engine.train.reference import Trial
 from tests.proc_helpers import population_pids
 from tests.ray_helpers import CPU, Recorder, assert_same
 

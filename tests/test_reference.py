@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from engine.config import DataConfig, TrialConfig
-from engine.data import load_splits
-from engine.devices import DeviceError, resolve_device
-from engine.reference import (
+from engine.spec.config import DataConfig, TrialConfig
+from engine.train.data import load_splits
+from engine.train.devices import DeviceError, resolve_device
+from engine.train.reference import (
     Trial,
     build_model,
     evaluate,

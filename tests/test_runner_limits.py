@@ -1,5 +1,5 @@
 """What keeps a runner within its machine and its views honest: a study that cannot fit memory is
-refused before anything starts (engine.memory), SIGTERM stops a runner within a second or two,
+refused before anything starts (engine.run.memory), SIGTERM stops a runner within a second or two,
 and a runner killed outright shows as interrupted in every view."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from engine import memory
-from engine.config import TrialConfig
-from engine.presets import parse_preset
-from engine.store import Store, pid_alive
+from engine.presets.parse import parse_preset
+from engine.run import memory
+from engine.spec.config import TrialConfig
+from engine.store.store import Store, pid_alive
 from tests.app_helpers import SIZE, column, run, until
 from tests.cli_helpers import ROOT, hp, wait_for
-from tui import actions
+from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.form import FormScreen
 from tui.screens.presets import PresetsScreen
@@ -76,7 +76,9 @@ def _preset(tmp_path: Path, text: str, name: str) -> Path:
 
 
 def test_the_estimate_uses_the_trainers_own_constants() -> None:
-    from engine import data, parallel, population
+    from engine.run import pool as parallel
+    from engine.train import data
+    from engine.train.population import loop as population
 
     assert (memory.LANES, memory.WIDE_QUANTUM, memory.NARROW_MAX, memory.SHALLOW_NARROW_MAX,
             memory.POP_STATE_BYTES, memory.EPOCH_DATA_BYTES) == (
@@ -88,10 +90,10 @@ def test_the_estimate_uses_the_trainers_own_constants() -> None:
 
 MEASURE = """
 import json, resource, sys
-from engine.config import TrialConfig
-from engine.data import load_splits
-from engine.population import train_population
-from engine.reference import Trial
+from engine.spec.config import TrialConfig
+from engine.train.data import load_splits
+from engine.train.population.loop import train_population
+from engine.train.reference import Trial
 
 config, n = TrialConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2])
 splits = load_splits(config.data)
@@ -208,11 +210,11 @@ def test_a_worker_deaf_to_a_stop_is_killed_and_the_pool_starts_fresh_ones(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker inside something with no stop check (an Inductor compile) must not hold a stop
     up: the pool kills it within STOP_GRACE_S and trains the next call on new workers."""
-    from engine import parallel
-    from engine.config import DataConfig
-    from engine.data import load_splits
-    from engine.population import Stopped
-    from engine.reference import Trial
+    from engine.run import pool as parallel
+    from engine.spec.config import DataConfig
+    from engine.train.data import load_splits
+    from engine.train.population.loop import Stopped
+    from engine.train.reference import Trial
 
     real = parallel.train_population
 

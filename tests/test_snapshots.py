@@ -20,11 +20,11 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
-from engine.preset_library import resolve_preset_arg
-from engine.presets import load_preset
-from engine.store import Store
+from engine.presets.library import resolve_preset_arg
+from engine.presets.parse import load_preset
+from engine.store.store import Store
 from tests.app_helpers import seed_grid, until
-from tui import actions
+from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
 from tui.screens.compare_presets import PresetCompareScreen

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.store import (
+from engine.store.store import (
     EpochRow,
     FinishRow,
     LeaseBusy,
@@ -478,10 +478,10 @@ def test_the_locks_survive_every_open(tmp_path: Path) -> None:
 
     import torch
 
-    from engine.config import DataConfig, TrialConfig
-    from engine.data import load_splits
-    from engine.parallel import WorkerPool
-    from engine.reference import Trial
+    from engine.run.pool import WorkerPool
+    from engine.spec.config import DataConfig, TrialConfig
+    from engine.train.data import load_splits
+    from engine.train.reference import Trial
 
     path = tmp_path / "s.db"
     with Store(path) as runner:

@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import store_schema
-from engine.store import SCHEMA_VERSION, EpochRow, FinishRow, Store, StoreError, encode_weights
-from engine.store_schema import APPLICATION_ID, filesystem_type, network_fs_warning
+from engine.store import schema as store_schema
+from engine.store.schema import APPLICATION_ID, filesystem_type, network_fs_warning
+from engine.store.store import (
+    SCHEMA_VERSION,
+    EpochRow,
+    FinishRow,
+    Store,
+    StoreError,
+    encode_weights,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,7 +213,7 @@ def test_chmod_readonly_directory_is_refused(tmp_path: Path) -> None:
 
 READONLY_MOUNT_PROBE = """
 import json, sys
-from engine.store import Store, StoreError
+from engine.store.store import Store, StoreError
 out = {}
 cases = [("writer", sys.argv[1], {}), ("viewer", sys.argv[1], {"readonly": True}),
          ("new", sys.argv[2], {})]
@@ -348,7 +355,7 @@ def test_network_filesystem_is_detected(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- layering
 
 def test_store_imports_no_torch() -> None:
-    code = ("import sys, engine.store\n"
+    code = ("import sys, engine.store.store\n"
             "heavy = [m for m in ('torch', 'textual') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

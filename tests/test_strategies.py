@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from engine import space
-from engine.config import DataConfig, Range, StudySpec, TrialConfig
-from engine.strategies import (
+from engine.spec import space
+from engine.spec.config import DataConfig, Range, StudySpec, TrialConfig
+from engine.study.strategies import (
     STRATEGIES,
     Plan,
     count,
@@ -37,7 +37,7 @@ def test_derive_seed_matches_the_data_module_definition() -> None:
 
 
 def test_modules_do_not_import_torch_or_ui_libraries() -> None:
-    code = ("import sys, engine.strategies, engine.analysis; "
+    code = ("import sys, engine.study.strategies, engine.study.analysis; "
             "bad = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from engine.preset_library import resolve_preset_arg, shipped_presets_dir
-from engine.presets import load_preset
-from engine.store import Store, pid_alive
+from engine.presets.library import resolve_preset_arg, shipped_presets_dir
+from engine.presets.parse import load_preset
+from engine.store.store import Store, pid_alive
 from tests.app_helpers import SIZE, plain, run, text_of, until
 from tests.cli_helpers import SLOW_PRESET, Result, hp, wait_for
-from tui import actions
+from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.confirm import ConfirmVault
 from tui.screens.vault import VaultScreen

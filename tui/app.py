@@ -16,10 +16,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from engine.store import Store, StoreError, default_store_path
-from tui import actions, exitcodes
-from tui.actions import Placement
+from engine.store.store import Store, StoreError, default_store_path
+from tui import services as actions
+from tui.cli import exitcodes
 from tui.screens.too_small import TooSmallScreen
+from tui.services import Placement
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 
@@ -111,7 +112,7 @@ class HpTuiApp(App[int]):
 def run_app(store_path: Path | None = None, placement: Placement | None = None) -> int:
     """Open the app on the store (--store, else $HP_TUI_STORE, else ./.hp-tui/store.db); studies
     launched from it train where `placement` says (default: this machine)."""
-    from engine.executors import ExecutorError, check_executor
+    from engine.run.executors import ExecutorError, check_executor
 
     placement = placement or Placement()
     try:

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine import space
-from engine.presets import Preset, parse_preset
+from engine.presets.parse import Preset, parse_preset
+from engine.spec import space
 
 RANGE = re.compile(r"^\s*(\S+)\s*\.\.\s*(\S+)\s*(log)?\s*$")
 

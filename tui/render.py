@@ -1,4 +1,4 @@
-"""Rich tables and exports for the headless commands, all built from `engine.report`'s dicts.
+"""Rich tables and exports for the headless commands, all built from `engine.study.report`'s dicts.
 
 Colour follows rich's own rules (NO_COLOR, TERM=dumb, pipes), so output stays readable anywhere.
 """
@@ -18,10 +18,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from engine import executors
-from engine.report import varying_keys
-from engine.space import VARIABLE
-from tui.text import markup_safe
+from engine.run import executors
+from engine.spec.space import VARIABLE
+from engine.study.report import varying_keys
+from tui.format import markup_safe
 
 MAX_TRIAL_ROWS = 30
 

@@ -12,11 +12,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
-from engine import space, strategies
-from engine.preset_library import user_presets_dir
-from engine.presets import Preset, PresetError
-from engine.store import StoreError
-from tui import actions, form_model
+from engine.presets.library import user_presets_dir
+from engine.presets.parse import Preset, PresetError
+from engine.spec import space
+from engine.store.store import StoreError
+from engine.study import strategies
+from tui import form_model
+from tui import services as actions
 from tui.files import write_atomically
 from tui.screens.confirm import ConfirmOverwrite
 from tui.screens.predictions import Predictions, PredictionsScreen, listed

@@ -1,6 +1,6 @@
 """Predictions before launch: for each varied parameter, the value you expect to be best and how
 large you expect its effect to be. Written down before the results exist, they are scored in the
-results screen (engine.analysis.score_predictions): the workshop's "guess first" habit."""
+results screen (engine.study.analysis.score_predictions): the workshop's "guess first" habit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select, Static
 
-from engine.store import EFFECT_SIZES
+from engine.store.store import EFFECT_SIZES
 from tui.render import fmt_value
 
 Predictions = dict[str, tuple[Any, str]]

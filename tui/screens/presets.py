@@ -13,10 +13,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
-from engine import report
-from engine.preset_library import PresetInfo, find_presets
-from engine.store import Store, StoreError, StudyRow
-from tui import actions
+from engine.presets.library import PresetInfo, find_presets
+from engine.store.store import Store, StoreError, StudyRow
+from engine.study import report
+from tui import services as actions
 from tui.messages import StudiesPolled
 
 POLL_SECONDS = 1.0
@@ -33,7 +33,7 @@ def nap(worker: Worker[None], seconds: float) -> None:
 
 def shown(store: Store, s: StudyRow) -> StudyRow:
     """The study with the status every view shows (a running one whose runner died is
-    interrupted: engine.report.study_status)."""
+    interrupted: engine.study.report.study_status)."""
     if s.status != "running":
         return s
     return dataclasses.replace(s, status=report.study_status(store, s)[0])

@@ -14,8 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from engine import report
-from engine.store import StoreError
+from engine.store.store import StoreError
+from engine.study import report
 from tui import render
 from tui.files import write_atomically
 from tui.screens.export import ExportScreen

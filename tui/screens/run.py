@@ -21,12 +21,14 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
-from engine import executors, report
-from engine.config import TrialConfig
-from engine.launcher import pid_alive
-from engine.report import changes, flat_config, varying_keys
-from engine.store import Metric, StoreError, StudyRow, TrialRow
-from tui import actions, render
+from engine.run import executors
+from engine.run.launcher import pid_alive
+from engine.spec.config import TrialConfig
+from engine.store.store import Metric, StoreError, StudyRow, TrialRow
+from engine.study import report
+from engine.study.report import changes, flat_config, varying_keys
+from tui import render
+from tui import services as actions
 from tui.messages import MetricsPolled, StudyPolled
 from tui.render import fmt_value
 from tui.screens.guard import leave_on_store_error
@@ -280,7 +282,7 @@ class RunScreen(Screen[None]):
         extra = "".join(f", [yellow]{s.counts['diverged']} diverged[/]" if k == "diverged"
                         else f", [red]{s.counts['failed']} failed[/]"
                         for k in ("diverged", "failed") if s.counts.get(k))
-        # the rule of every view (engine.report): running without a runner is interrupted
+        # the rule of every view (engine.study.report): running without a runner is interrupted
         state = "alive" if self.runner_alive else report.runner_state(s, None)
         status = report.shown_status(s, state)
         runner = {"alive": "runner alive", "gone": "[red]runner gone[/] (r resumes)"}.get(

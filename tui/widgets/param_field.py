@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, Static
 
-from engine import space
+from engine.spec import space
 from tui import form_model
 
 VARY_HINTS = {"widths": "e.g. 10; 40; 10, 10", "choice": "e.g. {a}, {b}",

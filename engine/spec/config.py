@@ -1,0 +1,122 @@
+"""Validated configurations: what one trial trains, and what a study varies.
+
+`TrialConfig` is everything one training run needs besides its seed. `StudySpec` is the `[study]`
+table. Both are plain frozen dataclasses, built only from values that the space table has checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.spec import space
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "spirals"
+    path: str | None = None
+    train_size: int = 4000
+    val_size: int = 1000
+    test_size: int = 1000
+    noise: float = 0.4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial's hyperparameters (the preset's data, model and train sections)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    hidden: tuple[int, ...] = (10,)
+    activation: str = "relu"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 10
+    epochs: int = 10
+    loss: str = "mse"
+
+    def layers(self, n_features: int = 2) -> tuple[int, ...]:
+        """Layer sizes in the notebook's notation: inputs, hidden widths, one output logit."""
+        return (n_features, *self.hidden, 1)
+
+    def get(self, key: str) -> Any:
+        """A value by its bare space key (`lr`, `hidden`, `noise`, ...)."""
+        if key in _DATA_KEYS:
+            return getattr(self.data, key)
+        return getattr(self, key)
+
+    def replace(self, **changes: Any) -> TrialConfig:
+        """A copy with some bare keys changed; data keys go to the data section."""
+        data_changes = {k: v for k, v in changes.items() if k in _DATA_KEYS}
+        own = {k: v for k, v in changes.items() if k not in _DATA_KEYS}
+        if "hidden" in own:
+            own["hidden"] = tuple(own["hidden"])
+        data = dataclasses.replace(self.data, **data_changes) if data_changes else self.data
+        return dataclasses.replace(self, data=data, **own)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Sectioned like a preset: {"data": {...}, "model": {...}, "train": {...}}."""
+        data = {k: v for k, v in dataclasses.asdict(self.data).items() if v is not None}
+        return {
+            "data": data,
+            "model": {"hidden": list(self.hidden), "activation": self.activation},
+            "train": {k: getattr(self, k) for k in _TRAIN_KEYS},
+        }
+
+    def flat(self) -> dict[str, Any]:
+        """Bare key -> value, the naming `study.vary` uses."""
+        out: dict[str, Any] = {}
+        for section in self.to_dict().values():
+            out.update(section)
+        return out
+
+    @classmethod
+    def from_dict(cls, sections: dict[str, dict[str, Any]]) -> TrialConfig:
+        """Build from sectioned values that were already validated (missing keys: defaults)."""
+        data = DataConfig(**sections.get("data", {}))
+        model = dict(sections.get("model", {}))
+        if "hidden" in model:
+            model["hidden"] = tuple(model["hidden"])
+        return cls(data=data, **model, **sections.get("train", {}))
+
+
+_DATA_KEYS = frozenset(p.key for p in space.params_in("data"))
+_TRAIN_KEYS = tuple(p.key for p in space.params_in("train"))
+
+
+@dataclass(frozen=True)
+class Range:
+    """A continuous range for random search."""
+
+    min: float
+    max: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The `[study]` table: how to turn the preset into trials."""
+
+    strategy: str = "single"
+    seeds: int = 3
+    samples: int = 20
+    seed: int = 0
+    # bare key -> list of values (grid, sensitivity, random) or a Range (random)
+    vary: dict[str, list[Any] | Range] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        vary: dict[str, Any] = {}
+        for key, values in self.vary.items():
+            if isinstance(values, Range):
+                vary[key] = {"min": values.min, "max": values.max, "log": values.log}
+            else:
+                vary[key] = [list(v) if isinstance(v, tuple) else v for v in values]
+        out: dict[str, Any] = {"strategy": self.strategy, "seeds": self.seeds,
+                               "samples": self.samples, "seed": self.seed}
+        if vary:
+            out["vary"] = vary
+        return out

@@ -1,0 +1,143 @@
+"""A study as plain data: what `show --json`, exports, the CLI tables and the app all read.
+
+Built from the store alone (no torch), so any viewer can produce it while a runner writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+from engine.spec.config import TrialConfig
+from engine.store.store import Store, StudyRow, TrialRow
+from engine.study import analysis
+
+FINISHED = ("completed", "diverged", "failed")
+
+
+def flat_config(trial: TrialRow) -> dict[str, Any]:
+    return TrialConfig.from_dict(trial.config).flat()
+
+
+def trial_results(trials: list[TrialRow]) -> list[analysis.TrialResult]:
+    return [analysis.TrialResult(number=t.number, config=flat_config(t), replicate=t.replicate,
+                                 status=t.status, val_acc=t.val_acc)
+            for t in trials if t.status in FINISHED]
+
+
+def impact(study: StudyRow, results: list[analysis.TrialResult]) -> analysis.Impact | None:
+    """The impact table, or None for a study that varies nothing (a single run)."""
+    vary = study.spec.get("vary") or {}
+    if study.strategy == "single" or not vary:
+        return None
+    baseline = TrialConfig.from_dict(study.baseline).flat()
+    return analysis.impact(study.strategy, baseline, vary, results)
+
+
+def changes(config: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """What a flat config changes from the preset's ({} for the baseline itself)."""
+    return {k: v for k, v in config.items() if baseline.get(k) != v}
+
+
+def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """Keys whose value differs between these flat configs: the columns worth showing."""
+    if not configs:
+        return []
+    return [k for k in configs[0] if len({json.dumps(c.get(k)) for c in configs}) > 1]
+
+
+def runner_state(study: StudyRow, lease: dict[str, Any] | None) -> str | None:
+    """"alive" while a live runner holds the study; "gone" when its runner died (a stale lease,
+    or a study still marked running that no runner holds); None when no runner is involved."""
+    if lease is not None:
+        return "alive" if lease.get("alive") else "gone"
+    return "gone" if study.status == "running" else None
+
+
+def shown_status(study: StudyRow, runner: str | None) -> str:
+    """The status to show: the stored one, except that a study marked running whose runner is
+    gone (killed, so it never wrote its end) is interrupted, which `resume` finishes."""
+    return "interrupted" if study.status == "running" and runner == "gone" else study.status
+
+
+def study_status(store: Store, study: StudyRow) -> tuple[str, str | None]:
+    """(status to show, runner state) of a study as judged now: what every view reports."""
+    runner = runner_state(study, store.lease(study.id))
+    return shown_status(study, runner), runner
+
+
+def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
+    """The JSON shape of `run`, `resume` and `show`, plus a few extras."""
+    trials = store.trials(study.id)
+    results = trial_results(trials)
+    table = impact(study, results)
+    baseline = TrialConfig.from_dict(study.baseline).flat()
+    status, runner = study_status(store, study)
+    out: dict[str, Any] = {
+        "study": study.id,
+        "name": study.name,
+        "preset": study.preset_name,
+        "strategy": study.strategy,
+        "status": status,
+        "runner": runner,
+        "created": study.created,
+        "device": study.device,
+        "executor": study.executor,
+        "ray_address": study.ray_address,
+        "counts": study.counts,
+        "trials": [trial_dict(t, baseline) for t in trials],
+        "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
+        "reading": table.reading if table else None,
+        "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
+        "data_fingerprints": study.data_files or [],
+    }
+    if study.error:
+        out["error"] = study.error
+    if study.strategy == "grid":
+        inter = analysis.interaction(study.spec.get("vary") or {}, results)
+        if inter is not None:
+            out["interaction"] = _jsonable(asdict(inter))
+    predictions = store.predictions(study.id)
+    if predictions and table:
+        out["predictions"] = [_jsonable(asdict(s))
+                              for s in analysis.score_predictions(predictions, table)]
+    vault = store.vault(study.id)
+    if vault:
+        out["vault"] = vault
+    return out
+
+
+def trial_dict(t: TrialRow, baseline: dict[str, Any]) -> dict[str, Any]:
+    config = flat_config(t)
+    return {
+        "id": t.number,
+        "config": config,
+        "changed": changes(config, baseline),
+        "seed": t.seed,
+        "replicate": t.replicate,
+        "status": t.status,
+        "val_acc": _num(t.val_acc),
+        "val_loss": _num(t.val_loss),
+        "train_loss": _num(t.train_loss),
+        "epochs": t.epochs_done,
+        "diverged_epoch": t.diverged_epoch,
+        "error": t.error,
+        "trained_on": t.device,
+    }
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists and non-finite floats to None, so json.dumps gives strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return _num(value)
+    return value

@@ -1,0 +1,412 @@
+"""The headless commands (`hp-tui run`, `show`, ...): the same actions as the app, for scripts.
+
+Data goes to stdout (tables, or JSON with --json), messages and progress to stderr. Engine errors
+are turned into `UserError`s with the right exit code here, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.datasets.files import DataError
+from engine.presets.parse import PresetError
+from engine.spec.config import TrialConfig
+from engine.store.store import (
+    BadName,
+    LeaseBusy,
+    Store,
+    StoreError,
+    StudyRow,
+    default_store_path,
+)
+from engine.study import report
+from tui import render
+from tui import services as actions
+from tui.cli import exitcodes
+from tui.cli.exitcodes import UserError
+from tui.files import NotRegularFile, write_atomically
+from tui.format import MESSAGE_WHITESPACE, control_character, printable
+
+POLL_SECONDS = 0.25
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except PresetError as e:
+        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+    except LeaseBusy as e:
+        raise UserError(str(e), exitcodes.BUSY) from None
+    except (BadName, DataError) as e:
+        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+    except StoreError as e:
+        raise UserError(str(e), exitcodes.STORE) from None
+
+
+@contextmanager
+def open_store(arg: str | None, *, readonly: bool = False) -> Iterator[Store]:
+    path = Path(arg) if arg else default_store_path()
+    if readonly and not path.exists():
+        raise UserError(f"no store at {path} yet: run a study first (hp-tui run PRESET)",
+                        exitcodes.STORE)
+    with Store(path, readonly=readonly) as store:
+        if store.nfs_warning:
+            print(f"hp-tui: warning: {store.nfs_warning}", file=sys.stderr)
+        yield store
+
+
+# --- run / resume ----------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.presets.library import resolve_preset_arg
+    from engine.presets.parse import load_preset, with_overrides
+    from engine.study import eta, strategies
+
+    _check_name(args.name)
+    _check_workers(args.workers)
+    _check_placement(args.executor, args.ray_address, args.device)
+    path = resolve_preset_arg(args.preset)
+    preset = with_overrides(load_preset(path), strategy=args.strategy, seeds=args.seeds,
+                            samples=args.samples)
+    plan = strategies.plan(preset.config, preset.study)
+    with open_store(args.store) as store:
+        estimate = eta.estimate([t.config for t in plan.trials],
+                                actions.past_runs(store, on_ray=args.executor == "ray",
+                                                  preset=preset.name),
+                                workers=_workers(args))
+        _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
+             f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
+             f"ETA {estimate.human()}")
+        _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
+                      device=args.device,
+                      base_dir=preset.base_dir)
+        study_id = actions.create_study(store, preset, name=args.name, device=args.device,
+                                        plan=plan, executor=args.executor,
+                                        ray_address=args.ray_address,
+                                        warn=lambda m: _say(f"hp-tui: warning: {m}"))
+        return _launch_and_follow(store, study_id, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    _check_workers(args.workers)
+    with open_store(args.store) as store:
+        study = store.study(args.study)
+        lease = store.lease(study.id)
+        if lease and lease.get("alive"):
+            raise UserError(
+                f"study {study.id} is being run by pid {lease['pid']} on {lease['host']}; "
+                "follow it with `hp-tui show` or stop that runner first", exitcodes.BUSY)
+        trials = store.trials(study.id)
+        todo = [t for t in trials if t.status not in ("completed", "diverged")]
+        if not todo:
+            _say(f"study {study.id}: every trial is finished; nothing to resume")
+            return _print_result(store, study.id, args.json)
+        _check_placement(args.executor or study.executor,
+                         args.ray_address or (study.ray_address if not args.executor else None),
+                         args.device)
+        _check_memory(args, [TrialConfig.from_dict(t.config) for t in todo],
+                      executor=args.executor or study.executor,
+                      device=args.device or study.device,
+                      base_dir=study.base_dir)
+        _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
+        return _launch_and_follow(store, study.id, args)
+
+
+def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) -> int:
+    from engine.run.launcher import RunnerOptions, log_path, start_runner, stop_runner
+
+    prestarted = getattr(args, "prestarted", None)  # `run` starts its runner first thing
+    if prestarted is not None:
+        proc = prestarted.launch(store.path, study_id)
+    else:
+        proc = start_runner(store.path, study_id, RunnerOptions.from_args(args))
+    if args.detach:
+        if args.json:
+            print(json.dumps({"study": study_id, "pid": proc.pid,
+                              "log": str(log_path(store.path, study_id))}))
+        else:
+            print(study_id)
+        _say(f"study {study_id} runs in the background (pid {proc.pid}); "
+             f"follow it with `hp-tui show {study_id}`")
+        return exitcodes.OK
+    try:
+        code = _follow(store, study_id, proc)
+    except KeyboardInterrupt:
+        _say("stopping the runner...")
+        stop_runner(proc.pid)
+        _say(f"study {study_id} stopped; `hp-tui resume {study_id}` finishes it")
+        return exitcodes.INTERRUPTED
+    study = store.study(study_id)
+    if code == exitcodes.BUSY:
+        raise UserError(f"study {study_id} is busy: another runner holds it", exitcodes.BUSY)
+    if study.status != "completed":
+        from engine.run.launcher import tail
+
+        detail = study.error or tail(log_path(store.path, study_id), 15)
+        _say(f"study {study_id} {study.status}: {detail}")
+        _say(f"log: {log_path(store.path, study_id)}")
+        if study.status == "interrupted":
+            return exitcodes.INTERRUPTED
+        return exitcodes.INVALID_INPUT if code == exitcodes.INVALID_INPUT else exitcodes.FAILED
+    _print_result(store, study_id, args.json)
+    failed = store.trials(study_id, statuses=["failed"])
+    if failed:
+        # the study finished, but a script must not mistake it for a clean one
+        _say(f"study {study_id}: {len(failed)} trial(s) failed, e.g. trial {failed[0].number}: "
+             f"{failed[0].error}; log: {log_path(store.path, study_id)}")
+        return exitcodes.FAILED
+    return exitcodes.OK
+
+
+def _follow(store: Store, study_id: int, proc: Any) -> int:
+    """Wait for the runner, showing progress (in trial-epochs) on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return int(proc.wait())
+    trials = store.trials(study_id)
+    total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
+    with render.progress(total, len(trials)) as bar:
+        while True:
+            try:
+                return int(proc.wait(timeout=POLL_SECONDS))
+            except subprocess.TimeoutExpired:
+                trials = store.trials(study_id)
+                bar(sum(t.epochs_done for t in trials), trials)
+
+
+def _print_result(store: Store, study_id: int, as_json: bool) -> int:
+    study = store.study(study_id)
+    data = report.study_dict(store, study)
+    if as_json:
+        print(json.dumps(data))
+    else:
+        render.print_study(data)
+    return exitcodes.OK
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    path = Path(args.store) if args.store else default_store_path()
+    if not path.exists():
+        if args.json:
+            print("[]")
+        else:
+            _say(f"no studies yet ({path} does not exist); start one with `hp-tui run notebook`")
+        return exitcodes.OK
+    with open_store(args.store, readonly=True) as store:
+        rows = [_study_summary(store, s) for s in store.studies()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        render.print_studies(rows)
+    return exitcodes.OK
+
+
+def _study_summary(store: Store, s: StudyRow) -> dict[str, Any]:
+    status, runner = report.study_status(store, s)
+    return {"study": s.id, "name": s.name, "preset": s.preset_name, "strategy": s.strategy,
+            "status": status, "runner": runner, "created": s.created, "counts": s.counts,
+            "trials": sum(s.counts.values())}
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with open_store(args.store, readonly=True) as store:
+        return _print_result(store, store.study(args.study).id, args.json)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_store(args.store, readonly=True) as store:
+        data = report.study_dict(store, store.study(args.study))
+        store_path = store.path
+    text = render.export_text(data, args.format)
+    if not args.output:
+        sys.stdout.write(text)
+        return exitcodes.OK
+    out = Path(args.output)
+    _check_not_the_store(out, store_path)
+    try:
+        write_atomically(out, text)
+    except NotRegularFile as e:
+        raise UserError(f"{out}: will not write the export there: {e.strerror}",
+                        exitcodes.INVALID_INPUT) from None
+    except OSError as e:
+        raise UserError(f"{out}: cannot write the export ({e.strerror or e})",
+                        exitcodes.FAILED) from None
+    _say(f"wrote {out}")
+    return exitcodes.OK
+
+
+def cmd_vault(args: argparse.Namespace) -> int:
+    from engine.run import vault
+    from engine.store.store import VaultUsed
+
+    with open_store(args.store) as store:
+        study = store.study(args.study)
+        existing = store.vault(study.id)
+        earlier: list[dict[str, Any]] = []
+        try:
+            if existing is None:
+                trial = store.trial(study.id, args.trial)
+                vault.check_can_open(store, study, trial)  # a refusal needs no confirmation
+                earlier = vault.earlier_evaluations(store, study, trial)
+                if earlier:
+                    _say(f"hp-tui: warning: {vault.seen_before_message(earlier)}")
+                if not args.yes:
+                    _confirm_vault(study.id, trial.number, trial.val_acc, bool(earlier))
+            record = vault.open_vault(store, study.id, args.trial)
+        except vault.VaultRefused as e:
+            raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+        except VaultUsed as e:
+            if args.json:
+                print(json.dumps(e.record))
+            else:
+                render.print_vault(e.record, already=True)
+            raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+    record["earlier_evaluations"] = earlier
+    if args.json:
+        print(json.dumps(record))
+    else:
+        render.print_vault(record, already=False)
+    return exitcodes.OK
+
+
+def _confirm_vault(study_id: int, number: int, val_acc: float | None,
+                   seen_before: bool = False) -> None:
+    if not sys.stdin.isatty():
+        heed = "; read the warning above first" if seen_before else ""
+        raise UserError(f"the vault needs confirmation: pass --yes (no terminal to ask on){heed}",
+                        exitcodes.VAULT_REFUSED)
+    acc = f" (validation accuracy {val_acc:.2%})" if val_acc is not None else ""
+    anyway = "This test split was seen before (see above). " if seen_before else ""
+    prompt = (f"{anyway}Evaluate trial {number}{acc} of study {study_id} on the test split? "
+              "This can be done once per study. [y/N] ")
+    try:
+        answer = input(prompt)
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("vault not opened", exitcodes.VAULT_REFUSED)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from engine.presets.library import find_presets
+    from engine.study import strategies
+
+    rows = []
+    for info in find_presets():
+        row: dict[str, Any] = {"name": info.name, "path": str(info.path), "source": info.source,
+                               "description": info.description}
+        if info.preset is not None:
+            p = info.preset
+            row.update(strategy=p.study.strategy, seeds=p.study.seeds,
+                       trials=strategies.count(p.config, p.study))
+        else:
+            row["error"] = str(info.error)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        render.print_presets(rows)
+    return exitcodes.OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run, "resume": cmd_resume, "studies": cmd_studies, "show": cmd_show,
+    "export": cmd_export, "vault": cmd_vault, "presets": cmd_presets,
+}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _say(message: str) -> None:
+    print(printable(message, keep=MESSAGE_WHITESPACE), file=sys.stderr, flush=True)
+
+
+def _check_not_the_store(out: Path, store: Path) -> None:
+    """An export written over the store (or its -wal/-shm) would destroy every study in it."""
+    files = {Path(os.path.realpath(f"{store}{suffix}")) for suffix in ("", "-wal", "-shm")}
+    if Path(os.path.realpath(out)) in files:
+        raise UserError(f"{out}: is the store itself ({store}); will not write an export over "
+                        "it. Choose another file.", exitcodes.INVALID_INPUT)
+
+
+def max_workers() -> int:
+    """The most training processes --workers may ask for: one per core of this machine (more
+    only slows training down, and a typo must not fork hundreds of processes)."""
+    return os.cpu_count() or 1
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and not 1 <= workers <= max_workers():
+        raise UserError(f"--workers {workers}: expected 1 to {max_workers()} (one per CPU core "
+                        "of this machine at most)", exitcodes.INVALID_INPUT)
+
+
+def _check_name(name: str | None) -> None:
+    """Refuse a --name that would drive the terminal wherever it is printed (ESC, BEL, ...)."""
+    bad = control_character(name or "")
+    if bad is not None:
+        raise UserError(f"--name '{printable(name or '')}': contains the control character "
+                        f"{bad}; use printable text", exitcodes.INVALID_INPUT)
+
+
+def _workers(args: argparse.Namespace) -> int:
+    return int(args.workers) if getattr(args, "workers", None) else actions.workers()
+
+
+def _check_memory(args: argparse.Namespace, configs: list[TrialConfig], *, executor: str,
+                  device: str | None, base_dir: Path | None) -> None:
+    """Refuse a study whose estimated peak memory exceeds what this machine has, before
+    anything is written: the kernel would kill the runner mid-study, or a neighbour."""
+    if args.ignore_memory:
+        return
+    refusal = actions.memory_refusal(configs, workers=_workers(args), device=device,
+                                     executor=executor, base_dir=base_dir)
+    if refusal is not None:
+        raise UserError(f"{refusal}; or pass --ignore-memory to start it anyway",
+                        exitcodes.INVALID_INPUT)
+
+
+def _check_placement(executor: str, ray_address: str | None, device: str | None) -> None:
+    """Refuse an executor or device that cannot work before anything is written."""
+    from engine.run.executors import ExecutorError, check_executor, check_ray_device
+
+    try:
+        check_executor(executor, ray_address)
+        if executor == "ray":
+            check_ray_device(device)  # the cluster's GPUs are the runner's to check, connected
+            return
+    except ExecutorError as e:
+        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+    _check_device(device)
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse an absent device before anything is written, without importing torch.
+
+    The runner checks again with torch; this catches the common mistakes early and cheaply.
+    """
+    if not device or device in ("auto", "cpu"):
+        return
+    if device == "mps":
+        if sys.platform != "darwin":
+            raise UserError("--device mps: Apple's MPS is only available on macOS",
+                            exitcodes.INVALID_INPUT)
+        return
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        has_gpu = any(Path("/dev").glob("nvidia[0-9]*"))
+        if not has_gpu and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+            raise UserError(f"--device {device}: no CUDA GPU on this machine; use --device cpu "
+                            "or auto", exitcodes.INVALID_INPUT)
+        return
+    raise UserError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps",
+                    exitcodes.INVALID_INPUT)

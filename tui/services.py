@@ -1,0 +1,183 @@
+"""Study actions shared by the app's screens: plan and create a study, start, stop and resume
+its runner. Torch-free: training happens in the detached runner process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.datasets.files import check_datasets
+from engine.datasets.identity import study_fingerprints
+from engine.presets.parse import Preset
+from engine.run import memory
+from engine.run.launcher import Prestarted, RunnerOptions, start_runner, stop_runner
+from engine.spec.config import TrialConfig
+from engine.store.store import Store
+from engine.study import eta, strategies
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a study would cost before it starts: the line the form and the presets list show."""
+
+    strategy: str
+    trials: int
+    seconds: float
+    others: dict[str, int]  # trials per other strategy for the same vary table
+    varied: bool
+
+    def line(self) -> str:
+        others = ", ".join(f"{k} {v}" for k, v in self.others.items()
+                           if k != self.strategy and self.varied)
+        text = f"{self.strategy}: {self.trials} trials, ETA ~{eta.format_seconds(self.seconds)}"
+        return text + (f"  (other strategies: {others})" if others else "")
+
+
+def workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the app's launches train: `hp-tui --executor ray [--ray-address ADDR]`."""
+
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def where(self) -> str:
+        """'' for this machine, else 'on Ray HOST:PORT' or 'on a private Ray'."""
+        from engine.run import executors
+
+        return executors.where(self.executor, executors.ray_address(self.ray_address))
+
+
+def past_runs(store: Store, *, on_ray: bool,
+              preset: str | None = None) -> list[tuple[float, float]]:
+    """(measured, modelled) seconds of recent runs, to calibrate the ETA to this machine; runs on
+    Ray (recorded as 'ray:cpu', 'ray:cuda') calibrate only Ray studies, and local ones local.
+    Runs of the same preset come first when there are some: the cost model errs by a different
+    factor for each shape of study (measured here: 2.5x for the notebook, 0.6x for exercise 1),
+    so a preset's own history predicts it best."""
+    runs = [r for r in store.runs(limit=50) if r["model_seconds"]
+            and r["device"].startswith("ray:") == on_ray]
+    if preset is not None:
+        names = {s.id: s.preset_name for s in store.studies()}
+        runs = [r for r in runs if names.get(r["study_id"]) == preset] or runs
+    return [(r["seconds"], r["model_seconds"]) for r in runs[:5]]
+
+
+def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
+    """The study's size and ETA; `runs` (`past_runs`) calibrate the ETA to this machine."""
+    plan = strategies.plan(preset.config, preset.study)
+    seconds = eta.estimate([t.config for t in plan.trials], runs or None,
+                           workers=workers()).seconds
+    return Cost(plan.strategy, plan.n_trials, seconds,
+                strategies.counts_by_strategy(preset.config, preset.study),
+                bool(preset.study.vary))
+
+
+def create_study(store: Store, preset: Preset, *, name: str | None = None,
+                 device: str = "auto", plan: strategies.Plan | None = None,
+                 executor: str = "local", ray_address: str | None = None,
+                 warn: Callable[[str], None] | None = None) -> int:
+    """The same steps as `hp-tui run`: plan the trials and write the study; returns its id.
+    A Ray study records its cluster (engine.run.executors.ray_address) so that resuming it, from
+    here or from the app, goes back to the same one.
+
+    CSV data is read first (engine.datasets raises DataError for a broken file), so that a study
+    whose every trial would fail is never stored; `warn` gets what is odd but trainable. Their
+    fingerprints are stored with the study: the vault refuses a file that changed since."""
+    plan = plan or strategies.plan(preset.config, preset.study)
+    base_dir = preset.base_dir
+    for warning in check_datasets((t.config.data for t in plan.trials), base_dir):
+        if warn is not None:
+            warn(warning)
+    if executor == "ray":
+        from engine.run.executors import ray_address as resolved
+
+        ray_address = resolved(ray_address)
+    return store.create_study(
+        name=name, preset_name=preset.name,
+        preset_path=str(preset.path.resolve()) if preset.path else None,
+        preset_text=preset.text, strategy=plan.strategy, seed=preset.study.seed,
+        baseline=preset.config.to_dict(), spec=preset.study.to_dict(), device=device,
+        trials=[(t.config.to_dict(), t.seed, t.replicate) for t in plan.trials],
+        executor=executor, ray_address=ray_address,
+        data_files=study_fingerprints(
+            (dataclasses.asdict(d) for d in {t.config.data for t in plan.trials}), base_dir))
+
+
+def memory_refusal(configs: Iterable[TrialConfig], *, workers: int, device: str | None,
+                   executor: str = "local", base_dir: Path | None = None) -> str | None:
+    """Why training `configs` here would not fit this machine's memory (engine.run.memory), or
+    None. A Ray study trains on the cluster's nodes, whose memory is Ray's to watch."""
+    if executor == "ray":
+        return None
+    return memory.refusal(configs, workers, device=device, base_dir=base_dir)
+
+
+def launch_memory_refusal(preset: Preset, plan: strategies.Plan, executor: str) -> str | None:
+    """`memory_refusal` for a new study launched from the app (one worker per core)."""
+    return memory_refusal((t.config for t in plan.trials), workers=workers(), device="auto",
+                          executor=executor,
+                          base_dir=preset.base_dir)
+
+
+def resume_memory_refusal(store: Store, study_id: int) -> str | None:
+    """`memory_refusal` for resuming the study from the app: its unfinished trials."""
+    study = store.study(study_id)
+    todo = [TrialConfig.from_dict(t.config) for t in store.trials(study_id)
+            if t.status not in ("completed", "diverged")]
+    return memory_refusal(todo, workers=workers(), device=study.device,
+                          executor=study.executor, base_dir=study.base_dir)
+
+
+def launch(store: Store, study_id: int, device: str | None = None) -> int:
+    """Start the study's runner detached; returns its pid. It outlives the app."""
+    return start_runner(store.path, study_id, RunnerOptions(device=device)).pid
+
+
+class WarmRunner:
+    """One runner started ahead while the app's form is open, its imports (torch: ~1 s) done,
+    waiting for a study (engine.run.launcher.Prestarted): the next launch hands it the study, so the
+    first epoch comes that much sooner. One never used costs only its memory; `close` ends it,
+    and it ends by itself when the app's process dies (its pipe closes)."""
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+        self._runner: Prestarted | None = None
+
+    def warm(self) -> None:
+        if self._runner is None:
+            self._runner = Prestarted(self.store_path)
+
+    def launch(self, store: Store, study_id: int) -> int:
+        """The study's runner: the warm one when there is one, else a new one; its pid."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return launch(store, study_id)
+        return runner.launch(store.path, study_id).pid
+
+    def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+
+
+def runner_pid(store: Store, study_id: int) -> int | None:
+    lease = store.lease(study_id)
+    return int(lease["pid"]) if lease and lease.get("alive") else None
+
+
+def stop(store: Store, study_id: int) -> bool:
+    """SIGTERM the runner holding the study's lease; the study stays resumable."""
+    pid = runner_pid(store, study_id)
+    return True if pid is None else stop_runner(pid)
+
+
+def total_epochs(configs: list[dict]) -> int:
+    return sum(TrialConfig.from_dict(c).epochs for c in configs)
