@@ -47,13 +47,13 @@ activation = ["relu", "tanh", "sigmoid"]
 def trained_store(folder: Path) -> Path:
     store, preset = folder / "store.db", folder / "bench-192.toml"
     preset.write_text(PRESET)
-    subprocess.run([sys.executable, "-m", "tui.cli.main", "run", str(preset), "--store", str(store),
+    subprocess.run([sys.executable, "-m", "tui.cli", "run", str(preset), "--store", str(store),
                     "--json"], cwd=ROOT, check=True, capture_output=True)
     return store
 
 
 async def cpu_share(store_path: Path, seconds: float, run_screen: bool) -> float:
-    from engine.store.store import Store
+    from engine.store import Store
     from tui.app import HpTuiApp
     from tui.screens.run import RunScreen
 
@@ -69,7 +69,7 @@ async def cpu_share(store_path: Path, seconds: float, run_screen: bool) -> float
 
 
 def training_seconds(store_path: Path, study_id: int) -> float:
-    from engine.store.store import Store
+    from engine.store import Store
 
     with Store(store_path, readonly=True) as store:
         return float(next(r["seconds"] for r in store.runs(limit=50)
@@ -77,7 +77,7 @@ def training_seconds(store_path: Path, study_id: int) -> float:
 
 
 def headless(store: Path, preset: Path) -> float:
-    out = subprocess.run([sys.executable, "-m", "tui.cli.main", "run", str(preset), "--store",
+    out = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(preset), "--store",
                           str(store), "--json"], cwd=ROOT, check=True, capture_output=True,
                          text=True)
     import json
@@ -86,11 +86,11 @@ def headless(store: Path, preset: Path) -> float:
 
 
 async def followed(store_path: Path, preset: Path) -> float:
-    from engine.store.store import Store
+    from engine.store import Store
     from tui.app import HpTuiApp
     from tui.screens.run import RunScreen
 
-    out = subprocess.run([sys.executable, "-m", "tui.cli.main", "run", str(preset), "--store",
+    out = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(preset), "--store",
                           str(store_path), "--detach"], cwd=ROOT, check=True,
                          capture_output=True, text=True)
     study_id = int(out.stdout.strip())
@@ -118,7 +118,7 @@ def follow_overhead(folder: Path, rounds: int) -> tuple[float, float]:
 async def first_epoch(store_path: Path, warm: bool) -> float:
     from engine.presets.library import resolve_preset_arg
     from engine.presets.parse import load_preset
-    from engine.store.store import Store
+    from engine.store import Store
     from tui.app import HpTuiApp
     from tui.screens.form import FormScreen
     from tui.screens.run import RunScreen

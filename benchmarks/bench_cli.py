@@ -45,7 +45,7 @@ loss = ["bce_with_logits"]
 def hp_run(args: list[str], store: Path) -> float:
     env = dict(os.environ, HP_TUI_STORE=str(store), PYTHONPATH=str(ROOT))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tui.cli.main", "run", *args, "--json"], env=env,
+    subprocess.run([sys.executable, "-m", "tui.cli", "run", *args, "--json"], env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=store.parent)
     return time.perf_counter() - start
 
@@ -72,8 +72,8 @@ def store_write_share(n: int) -> tuple[float, float]:
     """(training seconds, seconds spent in record_epoch) for one N-trial population."""
     import torch
 
-    from engine.spec.config import TrialConfig
-    from engine.store.store import EpochRow, Store
+    from engine.spec import TrialConfig
+    from engine.store import EpochRow, Store
     from engine.train.data import load_splits
     from engine.train.population.loop import train_population
     from engine.train.reference import Trial
@@ -108,7 +108,7 @@ def store_write_share(n: int) -> tuple[float, float]:
 
 
 def reader_slowdown(preset: Path, tmp: Path) -> tuple[float, float]:
-    from engine.store.store import Store
+    from engine.store import Store
 
     alone = hp_run([str(preset)], tmp / "alone.db")
     store_path = tmp / "watched.db"

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from engine.run.pool import schedule  # noqa: E402
-from engine.spec.config import DataConfig, TrialConfig  # noqa: E402
+from engine.spec import DataConfig, TrialConfig  # noqa: E402
 from engine.train.data import Splits, load_splits  # noqa: E402
 from engine.train.reference import Trial, TrialOutcome  # noqa: E402
 
@@ -176,8 +176,8 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 5)
     logging.basicConfig(level=logging.WARNING)
 
+    from engine.run.local import LocalExecutor
     from engine.run.ray_cluster import RayExecutor
-    from engine.run.runner import LocalExecutor
 
     todo = studies(args.quick)
     print(f"{CPUS} CPUs: LocalExecutor({CPUS}) vs RayExecutor('local', cpus={CPUS}) "

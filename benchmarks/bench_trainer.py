@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from engine.spec.config import DataConfig, TrialConfig
+from engine.spec import DataConfig, TrialConfig
 from engine.train.data import Splits, load_splits
 from engine.train.devices import resolve_device
 from engine.train.population.loop import LANES, group_trials, should_compile, train_population

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from engine.presets.library import resolve_preset_arg
 from engine.presets.parse import load_preset, parse_preset
 from engine.run.launcher import RunnerOptions, start_runner
-from engine.store.store import EpochRow, FinishRow, Store, encode_weights
+from engine.store import EpochRow, FinishRow, Store, encode_weights
 from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.results import ResultsScreen

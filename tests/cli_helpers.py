@@ -34,14 +34,14 @@ def env_for(store: Path) -> dict[str, str]:
 
 def hp(*args: str, store: Path, cwd: Path | None = None, timeout: float = 300,
        stdin: str | None = None) -> Result:
-    proc = subprocess.run([sys.executable, "-m", "tui.cli.main", *args], cwd=cwd or store.parent,
+    proc = subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=cwd or store.parent,
                           env=env_for(store), capture_output=True, text=True, timeout=timeout,
                           input=stdin)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def start_hp(*args: str, store: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tui.cli.main", *args], cwd=store.parent,
+    return subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=store.parent,
                             env=env_for(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store.store import Store
+from engine.store import Store
 
 
 @pytest.fixture(autouse=True)

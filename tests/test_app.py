@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Input, Select
 from engine.presets.library import resolve_preset_arg
 from engine.presets.parse import load_preset, parse_preset
 from engine.run.launcher import log_path
-from engine.store.store import EpochRow, Store
+from engine.store import EpochRow, Store
 from tests.app_helpers import (
     GRID,
     ROOT,

@@ -14,7 +14,7 @@ from engine.presets.library import resolve_preset_arg
 from engine.presets.parse import load_preset
 from engine.run.launcher import RunnerOptions, start_runner
 from engine.spec.space import ACTIVATIONS
-from engine.store.store import Store
+from engine.store import Store
 from tests.app_helpers import SIZE, open_results, seed_grid, until
 from tui import services as actions
 from tui.app import HpTuiApp

@@ -15,7 +15,7 @@ import pytest
 
 from engine.presets.library import shipped_presets_dir
 from engine.presets.parse import load_preset
-from engine.store.store import Store
+from engine.store import Store
 from tests.cli_helpers import ROOT, SLOW_PRESET, env_for, hp, start_hp, wait_for
 
 TINY = str(shipped_presets_dir() / "tiny.toml")

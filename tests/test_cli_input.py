@@ -47,7 +47,7 @@ def store(tmp_path: Path) -> Path:
 
 def hp_to(stdout: io.IOBase | int, *args: str, store: Path) -> Result:
     """`hp` with stdout sent where the caller says (a full device, a closed pipe)."""
-    proc = subprocess.run([sys.executable, "-m", "tui.cli.main", *args], cwd=store.parent,
+    proc = subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=store.parent,
                           env=env_for(store), stdout=stdout, stderr=subprocess.PIPE, text=True,
                           timeout=120)
     return Result(proc.returncode, "", proc.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.presets.library import find_presets
-from engine.store.store import Store
+from engine.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     env = {"HP_TUI_STORE": str(tmp_path / "store.db"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
            "TERM": "xterm-256color"}
     exports = " ".join(f"{k}={v}" for k, v in env.items())
-    command = f"cd {ROOT} && env {exports} {sys.executable} -m tui.cli.main"
+    command = f"cd {ROOT} && env {exports} {sys.executable} -m tui.cli"
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", command],
                    check=True, env={**os.environ, "TMUX": ""})
     try:

@@ -209,7 +209,7 @@ def test_stop_ends_the_tasks_and_resume_goes_back_to_the_cluster(head: str, stor
 
 
 def test_without_ray_the_message_says_how_to_install(store: Path) -> None:
-    code = ("import sys; sys.modules['ray'] = None; from tui.cli.main import main; "
+    code = ("import sys; sys.modules['ray'] = None; from tui.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     proc = subprocess.run([sys.executable, "-c", code, "run", "tiny", "--executor", "ray"],
                           cwd=store.parent, env=env_for(store), capture_output=True, text=True,

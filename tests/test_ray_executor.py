@@ -17,8 +17,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from engine.run.executors import ExecutorError
+from engine.run.local import LocalExecutor
 from engine.run.ray_cluster import MAX_ATTEMPTS, PopulationsFailed, RayExecutor
-from engine.run.runner import LocalExecutor
 from engine.spec.config import DataConfig, TrialConfig
 from engine.train.data import load_splits
 from engine.train.population.loop import Stopped

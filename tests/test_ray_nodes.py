@@ -15,8 +15,8 @@ ray = pytest.importorskip("ray")
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
+from engine.run.local import LocalExecutor
 from engine.run.ray_cluster import RayExecutor
-from engine.run.runner import LocalExecutor
 from engine.spec.config import DataConfig, TrialConfig
 from engine.train.data import load_splits
 from engine.train.reference import Trial

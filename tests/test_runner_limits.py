@@ -17,8 +17,9 @@ from textual.widgets import DataTable
 
 from engine.presets.parse import parse_preset
 from engine.run import memory
+from engine.spec import pid_alive
 from engine.spec.config import TrialConfig
-from engine.store.store import Store, pid_alive
+from engine.store import Store
 from tests.app_helpers import SIZE, column, run, until
 from tests.cli_helpers import ROOT, hp, wait_for
 from tui import services as actions

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input
 
 from engine.presets.library import resolve_preset_arg
 from engine.presets.parse import load_preset
-from engine.store.store import Store
+from engine.store import Store
 from tests.app_helpers import seed_grid, until
 from tui import services as actions
 from tui.app import HpTuiApp

@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.store import schema as store_schema
-from engine.store.schema import APPLICATION_ID, filesystem_type, network_fs_warning
-from engine.store.store import (
+from engine.store import (
     SCHEMA_VERSION,
     EpochRow,
     FinishRow,
@@ -24,6 +22,8 @@ from engine.store.store import (
     StoreError,
     encode_weights,
 )
+from engine.store import schema as store_schema
+from engine.store.schema import APPLICATION_ID, filesystem_type, network_fs_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def test_chmod_readonly_directory_is_refused(tmp_path: Path) -> None:
 
 READONLY_MOUNT_PROBE = """
 import json, sys
-from engine.store.store import Store, StoreError
+from engine.store import Store, StoreError
 out = {}
 cases = [("writer", sys.argv[1], {}), ("viewer", sys.argv[1], {"readonly": True}),
          ("new", sys.argv[2], {})]

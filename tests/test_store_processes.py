@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store.store import Store
+from engine.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 32
@@ -23,7 +23,7 @@ TRIALS = 32
 # after `epochs` epochs (marking the study completed), or exits inside epoch `die_at`'s transaction.
 WRITER = """
 import os, sys, time
-from engine.store.store import EpochRow, Store
+from engine.store import EpochRow, Store
 path, study, epochs, die_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 pause = float(sys.argv[5])
 with Store(path, create=False) as store:
@@ -43,7 +43,7 @@ with Store(path, create=False) as store:
 # Polls like the UI until the study completes; checks each trial's epochs arrive once, in order.
 READER = """
 import json, sys, time
-from engine.store.store import Store
+from engine.store import Store
 path, study, reopen = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "reopen"
 seen, polls, fresh, cursor = {}, 0, 0, None
 store = Store(path, readonly=True)

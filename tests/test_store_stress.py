@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from engine.run.launcher import log_path
-from engine.store.store import Store, pid_alive
+from engine.spec import pid_alive
+from engine.store import Store
 from tests.cli_helpers import ROOT, env_for, wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,7 +59,7 @@ TRIALS, EPOCHS = 10, 40
 READER = """
 import sys, time
 from pathlib import Path
-from engine.store.store import Store
+from engine.store import Store
 path, stop = sys.argv[1], Path(sys.argv[2])
 cursors, polls = {}, 0
 while not stop.exists():
@@ -80,7 +81,7 @@ def lease_env(store: Path) -> dict[str, str]:
 
 
 def run(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tui.cli.main", *args], cwd=store.parent,
+    return subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=store.parent,
                           env=lease_env(store), capture_output=True, text=True, timeout=300)
 
 
@@ -245,7 +246,7 @@ def test_a_pause_is_left_out_of_the_timing_that_calibrates_the_eta(tmp_path: Pat
     env["HP_TUI_LEASE_SECONDS"] = "30"  # heartbeat every 5 s: a 7 s pause spans one
     long = tmp_path / "long.toml"
     long.write_text(PRESET.replace("epochs = 40", "epochs = 400"))
-    out = subprocess.run([sys.executable, "-m", "tui.cli.main", "run", str(long), "--detach"],
+    out = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(long), "--detach"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     wait_for(lambda: epochs_stored(store, 1) >= 1, timeout=60, every=0.02)

@@ -15,7 +15,8 @@ from textual.widgets import Input
 
 from engine.presets.library import resolve_preset_arg, shipped_presets_dir
 from engine.presets.parse import load_preset
-from engine.store.store import Store, pid_alive
+from engine.spec import pid_alive
+from engine.store import Store
 from tests.app_helpers import SIZE, plain, run, text_of, until
 from tests.cli_helpers import SLOW_PRESET, Result, hp, wait_for
 from tui import services as actions

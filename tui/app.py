@@ -16,9 +16,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from engine.store.store import Store, StoreError, default_store_path
+from engine.spec import ExitCode
+from engine.store import Store, StoreError, default_store_path
 from tui import services as actions
-from tui.cli import exitcodes
 from tui.screens.too_small import TooSmallScreen
 from tui.services import Placement
 
@@ -112,20 +112,20 @@ class HpTuiApp(App[int]):
 def run_app(store_path: Path | None = None, placement: Placement | None = None) -> int:
     """Open the app on the store (--store, else $HP_TUI_STORE, else ./.hp-tui/store.db); studies
     launched from it train where `placement` says (default: this machine)."""
-    from engine.run.executors import ExecutorError, check_executor
+    from engine.run import ExecutorError, check_executor
 
     placement = placement or Placement()
     try:
         check_executor(placement.executor, placement.ray_address)
     except ExecutorError as e:
         print(f"hp-tui: {e}", file=sys.stderr)
-        return exitcodes.INVALID_INPUT
+        return ExitCode.INVALID_INPUT
     path = default_store_path(store_path)
     try:
         store = Store(path)
     except StoreError as e:
         print(f"hp-tui: {e}", file=sys.stderr)
-        return exitcodes.STORE
+        return ExitCode.STORE
     with store:
         result = HpTuiApp(path, store=store, placement=placement).run()
-    return int(result or exitcodes.OK)
+    return int(result or ExitCode.OK)

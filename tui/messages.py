@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.message import Message
 
-from engine.store.store import Metric, StudyRow, TrialRow
+from engine.store import Metric, StudyRow, TrialRow
 
 
 @dataclass

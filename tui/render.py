@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.run import executors
-from engine.spec.space import VARIABLE
-from engine.study.report import varying_keys
+from engine.spec import FINISHED_TRIALS, VARIABLE
+from engine.study import varying_keys
 from tui.format import markup_safe
 
 MAX_TRIAL_ROWS = 30
@@ -167,7 +167,7 @@ def print_studies(rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for r in rows:
         counts = r["counts"]
-        done = sum(counts.get(s, 0) for s in ("completed", "diverged", "failed"))
+        done = sum(counts.get(s, 0) for s in FINISHED_TRIALS)
         table.add_row(str(r["study"]), markup_safe(r["name"] or ""),
                       markup_safe(r["preset"] or ""), r["strategy"], status_text(r),
                       f"{done}/{r['trials']}", (r["created"] or "")[:19])
@@ -276,7 +276,7 @@ def progress(total_epochs: int, n_trials: int) -> Iterator[Callable[[int, list[A
 
         def update(epochs_done: int, trials: list[Any]) -> None:
             counts = Counter(t.status for t in trials)
-            finished = sum(counts[s] for s in ("completed", "diverged", "failed"))
+            finished = sum(counts[s] for s in FINISHED_TRIALS)
             extra = "".join(f", {counts[s]} {s}" for s in ("diverged", "failed") if counts[s])
             bar.update(task, completed=epochs_done,
                        description=f"{finished}/{n_trials} trials{extra}")

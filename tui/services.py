@@ -10,13 +10,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.datasets.files import check_datasets
-from engine.datasets.identity import study_fingerprints
+from engine.datasets import check_datasets, study_fingerprints
 from engine.presets.parse import Preset
-from engine.run import memory
-from engine.run.launcher import Prestarted, RunnerOptions, start_runner, stop_runner
-from engine.spec.config import TrialConfig
-from engine.store.store import Store
+from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
+from engine.spec import TrialConfig, TrialStatus
+from engine.store import Store
 from engine.study import eta, strategies
 
 
@@ -97,7 +95,7 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
         if warn is not None:
             warn(warning)
     if executor == "ray":
-        from engine.run.executors import ray_address as resolved
+        from engine.run import ray_address as resolved
 
         ray_address = resolved(ray_address)
     return store.create_study(
@@ -131,7 +129,7 @@ def resume_memory_refusal(store: Store, study_id: int) -> str | None:
     """`memory_refusal` for resuming the study from the app: its unfinished trials."""
     study = store.study(study_id)
     todo = [TrialConfig.from_dict(t.config) for t in store.trials(study_id)
-            if t.status not in ("completed", "diverged")]
+            if not TrialStatus(t.status).is_kept_on_resume()]
     return memory_refusal(todo, workers=workers(), device=study.device,
                           executor=study.executor, base_dir=study.base_dir)
 
@@ -177,7 +175,3 @@ def stop(store: Store, study_id: int) -> bool:
     """SIGTERM the runner holding the study's lease; the study stays resumable."""
     pid = runner_pid(store, study_id)
     return True if pid is None else stop_runner(pid)
-
-
-def total_epochs(configs: list[dict]) -> int:
-    return sum(TrialConfig.from_dict(c).epochs for c in configs)

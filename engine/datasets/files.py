@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.spec.config import DataConfig
+from engine.spec import DataConfig
 
 
 class DataError(ValueError):

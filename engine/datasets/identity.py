@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.datasets.files import csv_file
-from engine.spec.config import DataConfig
+from engine.spec import DataConfig
 
 CHUNK_BYTES = 1 << 20
 

@@ -27,8 +27,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from engine.presets.lines import KeyLocator, dotted_key, toml_string
-from engine.spec import space
-from engine.spec.config import Range, StudySpec, TrialConfig
+from engine.spec import Range, StudySpec, TrialConfig, space
 
 # Anything bigger is not a hand-written preset; refusing early keeps a stray log or dataset
 # passed by mistake from being read into memory.

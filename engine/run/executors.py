@@ -10,6 +10,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.train import OnDone, OnEpoch
 
 EXECUTORS = ("local", "ray")
 LOCAL_RAY = "local"  # Ray's own name for "start a private instance in this process"
@@ -85,3 +91,31 @@ def probe(address: str) -> None:
         raise ExecutorError(
             f"--ray-address {address}: nothing answers there ({reason}). Is the head node up "
             "(`ray start --head` on it) and reachable from this machine?") from None
+
+
+class Executor(ABC):
+    """Where populations train: `engine.run.local.LocalExecutor`, or
+    `engine.run.ray_cluster.RayExecutor`.
+
+    `train` reports every epoch through on_epoch and each finished population through
+    on_done(indices, outcomes) as soon as it ends, so the runner keeps finished trials while
+    others still train; it raises the trainer's `Stopped` when should_stop() turns true.
+    `resolve_device` turns --device into the device the populations will train on, raising
+    `DeviceError` (engine.train) or `ExecutorError` (engine.run.executors) for one it cannot offer.
+    """
+
+    @abstractmethod
+    def resolve_device(self, name: str | None) -> Any: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    @abstractmethod
+    def label(self, device: Any) -> str: ...
+
+    @abstractmethod
+    def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
+              should_stop: Callable[[], bool], on_done: OnDone) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

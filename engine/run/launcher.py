@@ -17,15 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-def __getattr__(name: str) -> Any:
-    """`pid_alive`, re-exported lazily: the store costs ~0.1 s of imports (numpy), which would
-    delay the runner that `hp-tui run` starts first thing (see `Prestarted`)."""
-    if name == "pid_alive":
-        from engine.store.store import pid_alive
-
-        return pid_alive
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from engine.spec import pid_alive
 
 
 def log_path(store_path: Path, study_id: int) -> Path:
@@ -126,8 +118,6 @@ def _runner_env() -> dict[str, str]:
 
 def stop_runner(pid: int, timeout: float = 10.0) -> bool:
     """SIGTERM a runner and wait for it to exit. Returns whether it exited in time."""
-    from engine.store.store import pid_alive
-
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.datasets.files import csv_file
-from engine.spec.config import DataConfig, TrialConfig
+from engine.datasets import csv_file
+from engine.spec import DataConfig, TrialConfig
 
 # the population trainer's constants, which need torch to import (a test
 # checks that they agree)

@@ -32,7 +32,14 @@ from typing import Any
 
 import torch
 
-from engine.run.executors import INSTALL_RAY, LOCAL_RAY, ExecutorError, check_ray_device, probe
+from engine.run.executors import (
+    INSTALL_RAY,
+    LOCAL_RAY,
+    Executor,
+    ExecutorError,
+    check_ray_device,
+    probe,
+)
 from engine.run.pool import pack, schedule, unpack
 from engine.train.data import Splits
 from engine.train.population.loop import OnEpoch, Stopped, train_population
@@ -106,7 +113,7 @@ class _Attempt:
     where: str = "a node"
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Trains populations as Ray tasks; connects on creation, disconnects on close()."""
 
     def __init__(self, address: str, cpus: int | None = None) -> None:

@@ -28,14 +28,16 @@ import threading
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from engine.run.executors import Executor
 from engine.run.launcher import RunnerOptions
-from engine.spec.config import DataConfig, TrialConfig
-from engine.store.store import (
+from engine.run.local import LocalExecutor
+from engine.spec import DataConfig, ExitCode, TrialConfig
+from engine.store import (
     STALE_AFTER,
     EpochRow,
     FinishRow,
@@ -46,88 +48,13 @@ from engine.store.store import (
     default_store_path,
     encode_weights,
 )
-from engine.study import eta
-from engine.study.strategies import trial_steps
+from engine.study import eta, trial_steps
 
 log = logging.getLogger("hp-tui.runner")
 
 HEARTBEAT_SECONDS = STALE_AFTER / 6  # five missed heartbeats before a takeover
 TICK_SECONDS = 0.5  # how often the heartbeat thread wakes (and so measures pauses)
 PAUSE_SECONDS = 1.0  # a wake-up this much later than due means the process was paused
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 3, 4, 5, 130
-
-
-OnEpoch = Callable[[list[tuple[int, Any, str]]], None]
-OnDone = Callable[[list[int], list[Any]], None]
-
-
-class Executor(Protocol):
-    """Where populations train: `LocalExecutor`, or `engine.run.ray_cluster.RayExecutor`.
-
-    `train` reports every epoch through on_epoch and each finished population through
-    on_done(indices, outcomes) as soon as it ends, so the runner keeps finished trials while
-    others still train; it raises the trainer's `Stopped` when should_stop() turns true.
-    `resolve_device` turns --device into the device the populations will train on, raising
-    `DeviceError` (engine.train) or `ExecutorError` (engine.run.executors) for one it cannot offer.
-    """
-
-    def resolve_device(self, name: str | None) -> Any: ...
-
-    def describe(self) -> str: ...
-
-    def label(self, device: Any) -> str: ...
-
-    def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
-              should_stop: Callable[[], bool], on_done: OnDone) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class LocalExecutor:
-    """Trains in this process, or across persistent worker processes (one per core)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: Any = None  # an engine.run.pool.WorkerPool, started on first use
-
-    def resolve_device(self, name: str | None) -> Any:
-        from engine.train.devices import resolve_device
-
-        return resolve_device(name or "auto")
-
-    def describe(self) -> str:
-        return f"this machine, {self.workers} worker(s)"
-
-    def label(self, device: Any) -> str:
-        """Where a trial trained, as the store records it ('cpu', 'cuda:0')."""
-        return str(device)
-
-    def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
-              should_stop: Callable[[], bool], on_done: OnDone) -> None:
-        from engine.train.population.loop import group_trials, train_population
-
-        if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
-            for group in group_trials(trials, device):
-                outcomes = train_population(group.trials, splits, device=device,
-                                            on_epoch=_reindexed(on_epoch, group.indices),
-                                            should_stop=should_stop)
-                on_done(group.indices, outcomes)
-            return
-        if self._pool is None:
-            from engine.run.pool import WorkerPool
-
-            self._pool = WorkerPool(self.workers)
-        self._pool.train(trials, splits, device, on_epoch, should_stop, on_done=on_done)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-
-def _reindexed(on_epoch: OnEpoch, indices: list[int]) -> OnEpoch:
-    """on_epoch for a sub-population: its indices mapped back to the caller's list."""
-    return lambda results: on_epoch([(indices[i], m, status) for i, m, status in results])
 
 
 @dataclass
@@ -205,7 +132,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
             executor.close()
         store.set_study_status(study_id, "failed", error=str(e))
         log.error("%s", e)
-        return EXIT_INVALID
+        return ExitCode.INVALID_INPUT
     todo = store.reset_unfinished(study_id)
     store.set_study_status(study_id, "running")
     log.info("study %d: %d trials to train on %s, %s", study_id, len(todo), device,
@@ -244,7 +171,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
         store.mark_trials([r.id for r in running if r.status == "running"], "interrupted")
         store.set_study_status(study_id, "interrupted", error=stop.reason)
         log.info("study %d stopped: %s", study_id, stop.reason)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     seconds = max(0.0, time.monotonic() - started - (pauses.seconds - paused_before))
     if trained:
         store.record_run(study_id, trials=len(trained),
@@ -254,7 +181,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     store.set_study_status(study_id, "completed",
                            error=f"{len(failed)} trial(s) failed" if failed else None)
     log.info("study %d completed in %.1f s", study_id, seconds)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list[Any],
@@ -378,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _prepare()
         args.study = _await_study(args.store)
         if args.study is None:
-            return EXIT_OK  # the CLI gave up before creating a study: nothing to do
+            return ExitCode.OK  # the CLI gave up before creating a study: nothing to do
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = StopFlag()
@@ -395,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 token = store.acquire_lease(args.study, pid=os.getpid(), host=socket.gethostname())
             except LeaseBusy as e:
                 log.error("%s", e)
-                return EXIT_BUSY
+                return ExitCode.BUSY
             store.hold(args.study, token)
             done, pauses = threading.Event(), Pauses()
             beat = threading.Thread(target=_heartbeat, daemon=True,
@@ -407,20 +334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_study(store, args.study, options, workers, stop, pauses=pauses)
             except LeaseLost as e:
                 log.error("%s", e)
-                return EXIT_BUSY
+                return ExitCode.BUSY
             except Exception as e:
                 log.error("runner failed\n%s", traceback.format_exc())
                 with contextlib.suppress(LeaseLost):
                     store.set_study_status(args.study, "failed",
                                            error=f"{type(e).__name__}: {e}")
-                return EXIT_FAILED
+                return ExitCode.FAILED
             finally:
                 done.set()
                 store.release_lease(args.study, token)
                 beat.join(timeout=2.0)  # its connection closes before exit_now skips teardown
     except StoreError as e:
         log.error("%s", e)
-        return EXIT_STORE
+        return ExitCode.STORE
 
 
 def _prepare() -> None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.datasets.identity import changed_file, test_split_key
-from engine.spec.config import TrialConfig
-from engine.store.rows import pct
-from engine.store.store import Store, StoreError, StudyRow, TrialRow, VaultUsed
+from engine.datasets import changed_file, test_split_key
+from engine.spec import TrialConfig
+from engine.store import Store, StoreError, StudyRow, TrialRow, VaultUsed, pct
 from engine.study import report
 
 

@@ -1,0 +1,38 @@
+"""The vocabulary every other package shares: the hyperparameter space, configs, statuses,
+seeds, exit codes. Standard library only (no numpy, no torch): anything may import it."""
+
+from __future__ import annotations
+
+from engine.spec.config import DataConfig, Range, StudySpec, TrialConfig
+from engine.spec.exit_codes import ExitCode
+from engine.spec.predictions import EFFECT_SIZES
+from engine.spec.processes import pid_alive
+from engine.spec.seeds import derive_seed, replicate_seed
+from engine.spec.space import VARIABLE
+from engine.spec.statuses import (
+    FINISHED_TRIALS,
+    KEPT_ON_RESUME,
+    STUDY_STATUSES,
+    TRIAL_STATUSES,
+    StudyStatus,
+    TrialStatus,
+)
+
+__all__ = [
+    "EFFECT_SIZES",
+    "FINISHED_TRIALS",
+    "KEPT_ON_RESUME",
+    "STUDY_STATUSES",
+    "TRIAL_STATUSES",
+    "VARIABLE",
+    "DataConfig",
+    "ExitCode",
+    "Range",
+    "StudySpec",
+    "StudyStatus",
+    "TrialConfig",
+    "TrialStatus",
+    "derive_seed",
+    "pid_alive",
+    "replicate_seed",
+]

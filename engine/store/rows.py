@@ -19,12 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.spec import TRIAL_STATUSES, pid_alive
 from engine.store.schema import StoreError
-
-STUDY_STATUSES = ("pending", "running", "completed", "interrupted", "failed")
-TRIAL_STATUSES = ("pending", "running", "completed", "diverged", "failed", "interrupted")
-FINISHED = frozenset({"completed", "diverged"})  # a resume never reruns these
-EFFECT_SIZES = ("small", "medium", "large")
 
 
 def _lease_seconds(default: float = 30.0) -> float:
@@ -178,23 +174,6 @@ def decode_weights(blob: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         count = len(npz.files) // 2
         return [(npz[f"w{i}"], npz[f"b{i}"]) for i in range(count)]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host is running (a zombie, killed but not yet reaped, is not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(0) is all we know
 
 
 # ------------------------------------------------------------- conversions and messages

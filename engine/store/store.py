@@ -5,7 +5,8 @@ The runner is the only heavy writer; viewers (the terminal UI, `hp-tui show`) op
 other; every write is one `BEGIN IMMEDIATE` transaction (it takes the write lock up front, so it
 never fails half-way with "database is locked"); every read is one short read transaction with all
 rows fetched before it ends. Opening, schema and migrations: `engine.store.schema`; row types,
-errors and the weights codec: `engine.store.rows` (all re-exported here).
+errors and the weights codec: `engine.store.rows`; transactions: `engine.store.base`; leases,
+vault, predictions and runs: `engine.store.records`.
 
 Conventions: timestamps are ISO 8601 UTC strings (lease heartbeats: unix seconds); epochs are
 numbered from 0 (epoch e done -> epochs_done = e + 1); non-finite numbers (NaN, +-inf: a diverged
@@ -16,83 +17,35 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sqlite3
-import threading
-import time
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from engine.store import schema as store_schema
+from engine.spec import STUDY_STATUSES, TRIAL_STATUSES, StudyStatus
+from engine.store.records import StoreRecords
 from engine.store.rows import (
-    EFFECT_SIZES,
-    FINISHED,
-    STALE_AFTER,
-    STUDY_STATUSES,
-    TRIAL_STATUSES,
     BadName,
     EpochRow,
     FinishRow,
-    LeaseBusy,
-    LeaseLost,
     Metric,
     MetricsDelta,
     NoSuchStudy,
     NoSuchTrial,
     StudyRow,
     TrialRow,
-    VaultUsed,
-    busy_message,
     check_choice,
     chunks,
     decode_weights,
     dumps,
-    encode_weights,
     finite,
-    lease_alive,
-    lease_dict,
     no_such_study_message,
     now_iso,
-    pct,
-    pid_alive,
     study_row,
     trial_row,
-    vault_dict,
 )
-from engine.store.schema import SCHEMA_VERSION, StoreError, translated
-
-__all__ = [
-    "EFFECT_SIZES",
-    "FINISHED",
-    "SCHEMA_VERSION",
-    "STALE_AFTER",
-    "STUDY_STATUSES",
-    "TRIAL_STATUSES",
-    "BadName",
-    "EpochRow",
-    "FinishRow",
-    "LeaseBusy",
-    "LeaseLost",
-    "Metric",
-    "MetricsDelta",
-    "NoSuchStudy",
-    "NoSuchTrial",
-    "Store",
-    "StoreError",
-    "StudyRow",
-    "TrialRow",
-    "VaultUsed",
-    "decode_weights",
-    "default_store_path",
-    "encode_weights",
-    "pid_alive",
-]
-
+from engine.store.schema import StoreError
 
 SQLITE_MAX_INT = 2**63 - 1
 
@@ -103,71 +56,8 @@ def _in_range(number: int) -> int:
     return number if abs(number) <= SQLITE_MAX_INT else 0
 
 
-def default_store_path(override: str | Path | None = None) -> Path:
-    """--store PATH (passed by the caller), else $HP_TUI_STORE, else ./.hp-tui/store.db."""
-    chosen = override or os.environ.get("HP_TUI_STORE") or Path.cwd() / ".hp-tui" / "store.db"
-    return Path(chosen).expanduser()
-
-
-class Store:
+class Store(StoreRecords):
     """A connection to one store file; safe to share between threads (calls are serialised)."""
-
-    def __init__(self, path: Path | str, *, create: bool = True, readonly: bool = False) -> None:
-        self.path = Path(path).expanduser().absolute()
-        self.readonly = readonly
-        self._lock = threading.RLock()
-        self._fence: tuple[int, str] | None = None  # (study, lease token) every write must hold
-        self._db = store_schema.open_db(self.path, create=create, readonly=readonly)
-        self.nfs_warning: str | None = store_schema.network_fs_warning(self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            store_schema.close_db(self._db)
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------------- transactions
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One short read transaction: a consistent snapshot; callers fetch all rows inside."""
-        with self._lock, translated(self.path, action):
-            self._db.execute("BEGIN")
-            try:
-                yield self._db
-            finally:
-                if self._db.in_transaction:
-                    self._db.execute("COMMIT")
-
-    def hold(self, study_id: int, token: str) -> None:
-        """Fence this connection with the study's lease: from now on every write transaction first
-        checks, inside the transaction, that `token` still holds the lease, and raises LeaseLost
-        (writing nothing) once a takeover has changed it. A runner paused past its lease (SIGSTOP,
-        a frozen VM) that wakes after another runner took the study over thus writes nothing."""
-        self._fence = (study_id, token)
-
-    @contextmanager
-    def _write(self, action: str, *, fenced: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction, all or nothing. IMMEDIATE takes the write lock at BEGIN (waiting
-        up to busy_timeout), so it never has to upgrade a read lock and fail with SQLITE_BUSY."""
-        if self.readonly:
-            raise StoreError(f"the store {self.path} was opened read-only (for viewing); "
-                             f"{action} needs a writable store")
-        with self._lock, translated(self.path, action):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if fenced and self._fence is not None:
-                    self._check_fence(self._db, *self._fence)
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may already have rolled back (disk full)
-                    self._db.execute("ROLLBACK")
-                raise
 
     # ------------------------------------------------------------------------------ studies
 
@@ -224,7 +114,7 @@ class Store:
 
     def set_study_status(self, study_id: int, status: str, error: str | None = None) -> None:
         check_choice(status, STUDY_STATUSES, "study status")
-        ended = now_iso() if status in ("completed", "interrupted", "failed") else None
+        ended = now_iso() if StudyStatus(status).is_finished() else None
         with self._write("updating a study") as db:
             cur = db.execute("UPDATE studies SET status = ?, error = ?, finished = ? WHERE id = ?",
                              (status, error, ended, study_id))
@@ -430,129 +320,3 @@ class Store:
     def _put_weights(db: sqlite3.Connection, pairs: list[tuple[int, bytes | None]]) -> None:
         db.executemany("INSERT OR REPLACE INTO weights (trial_id, blob) VALUES (?, ?)",
                        [(i, w) for i, w in pairs if w is not None])
-
-    def _check_fence(self, db: sqlite3.Connection, study_id: int, token: str) -> None:
-        row = db.execute("SELECT token FROM leases WHERE study_id = ?", (study_id,)).fetchone()
-        if row is None or row[0] != token:
-            raise LeaseLost(f"this runner no longer holds study {study_id} in {self.path}: its "
-                            "lease was taken over (it was judged dead, e.g. paused past its "
-                            "heartbeat); stopping without writing")
-
-    # ------------------------------------------------------------------------------- leases
-
-    def acquire_lease(self, study_id: int, *, pid: int, host: str,
-                      stale_after: float = STALE_AFTER) -> str:
-        """The study's lease for this runner; a stale holder is replaced in the same transaction."""
-        token = uuid.uuid4().hex
-        with self._write("taking the study's lease", fenced=False) as db:
-            if db.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone() is None:
-                raise NoSuchStudy(f"no study {study_id} in {self.path}")
-            row = db.execute("SELECT * FROM leases WHERE study_id = ?", (study_id,)).fetchone()
-            if row is not None and lease_alive(row, stale_after):
-                holder = lease_dict(row, alive=True)
-                raise LeaseBusy(busy_message(study_id, holder), holder)
-            db.execute("INSERT OR REPLACE INTO leases (study_id, pid, host, token, heartbeat,"
-                       " started) VALUES (?,?,?,?,?,?)",
-                       (study_id, pid, host, token, time.time(), now_iso()))
-        return token
-
-    def heartbeat(self, study_id: int, token: str) -> None:
-        with self._write("renewing the study's lease", fenced=False) as db:
-            cur = db.execute("UPDATE leases SET heartbeat = ? WHERE study_id = ? AND token = ?",
-                             (time.time(), study_id, token))
-            if cur.rowcount == 0:
-                raise LeaseLost(f"the lease on study {study_id} in {self.path} was taken over by "
-                                "another runner (this one was judged dead); stop")
-
-    def release_lease(self, study_id: int, token: str) -> None:
-        """Give the lease up; a lease already taken over stays with its new holder."""
-        with self._write("releasing the study's lease", fenced=False) as db:
-            db.execute("DELETE FROM leases WHERE study_id = ? AND token = ?", (study_id, token))
-
-    def lease(self, study_id: int, stale_after: float = STALE_AFTER) -> dict[str, Any] | None:
-        """The holder (pid, host, heartbeat, started) and whether it is `alive` as judged now."""
-        with self._read("reading the study's lease") as db:
-            row = db.execute("SELECT * FROM leases WHERE study_id = ?", (study_id,)).fetchone()
-        return lease_dict(row, alive=lease_alive(row, stale_after)) if row else None
-
-    # ------------------------------------------------------------ vault, predictions, speed
-
-    def record_vault(self, study_id: int, *, trial_id: int, trial_number: int,
-                     config: dict[str, Any], test_acc: float, test_loss: float,
-                     val_acc: float | None) -> dict[str, Any]:
-        """The study's one test evaluation. The check and the insert share one transaction, so of
-        two concurrent attempts exactly one wins; the other gets VaultUsed with the record."""
-        with self._write("recording the test vault") as db:
-            old = db.execute("SELECT * FROM vault WHERE study_id = ?", (study_id,)).fetchone()
-            if old is None:
-                db.execute("INSERT INTO vault (study_id, trial_id, trial_number, config_json,"
-                           " test_acc, test_loss, val_acc, created) VALUES (?,?,?,?,?,?,?,?)",
-                           (study_id, trial_id, trial_number, dumps(config), finite(test_acc),
-                            finite(test_loss), finite(val_acc), now_iso()))
-        if old is not None:
-            record = vault_dict(old)
-            raise VaultUsed(f"the test vault of study {study_id} was already opened on "
-                            f"{record['created']} (trial {record['trial_number']}, test accuracy "
-                            f"{pct(record['test_acc'])}); it opens once per study", record)
-        vault = self.vault(study_id)
-        assert vault is not None
-        return vault
-
-    def vault(self, study_id: int) -> dict[str, Any] | None:
-        with self._read("reading the test vault") as db:
-            row = db.execute("SELECT * FROM vault WHERE study_id = ?", (study_id,)).fetchone()
-        return vault_dict(row) if row else None
-
-    def vaults(self) -> list[dict[str, Any]]:
-        """Every test evaluation in the store, oldest first (to find earlier looks at a split)."""
-        with self._read("reading the test vaults") as db:
-            rows = db.execute("SELECT * FROM vault ORDER BY created, study_id").fetchall()
-        return [vault_dict(r) for r in rows]
-
-    def set_predictions(self, study_id: int, predictions: dict[str, tuple[Any, str]]) -> None:
-        """Replace the study's predictions: param -> (expected best value, effect size)."""
-        for param, (_, size) in predictions.items():
-            if size not in EFFECT_SIZES:
-                raise StoreError(f"prediction for {param}: effect size {size!r} is not one of "
-                                 f"{', '.join(EFFECT_SIZES)}")
-        with self._write("saving predictions") as db:
-            db.execute("DELETE FROM predictions WHERE study_id = ?", (study_id,))
-            db.executemany("INSERT INTO predictions (study_id, param, best_value_json, effect_size,"
-                           " created) VALUES (?,?,?,?,?)",
-                           [(study_id, p, dumps(v), s, now_iso())
-                            for p, (v, s) in predictions.items()])
-
-    def predictions(self, study_id: int) -> dict[str, tuple[Any, str]]:
-        with self._read("reading predictions") as db:
-            rows = db.execute("SELECT param, best_value_json, effect_size FROM predictions"
-                              " WHERE study_id = ? ORDER BY param", (study_id,)).fetchall()
-        return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
-
-    def record_run(self, study_id: int, *, trials: int, trial_steps: int, seconds: float,
-                   device: str, model_seconds: float | None = None) -> None:
-        """Log a finished run; `model_seconds` is what engine.study.eta predicted for it, so later
-        estimates can be rescaled to what this machine really does."""
-        with self._write("recording throughput") as db:
-            db.execute("INSERT INTO runs (study_id, trials, trial_steps, seconds, model_seconds,"
-                       " device, created) VALUES (?,?,?,?,?,?,?)",
-                       (study_id, trials, trial_steps, seconds, model_seconds, device, now_iso()))
-
-    def runs(self, device: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
-        """The most recent runs (newest first), on one device or any."""
-        where, args = ("WHERE device = ?", (device,)) if device else ("", ())
-        with self._read("reading past runs") as db:
-            rows = db.execute(f"SELECT study_id, trials, trial_steps, seconds, model_seconds,"
-                              f" device, created FROM runs {where} ORDER BY id DESC LIMIT ?",
-                              (*args, limit)).fetchall()
-        keys = ("study_id", "trials", "trial_steps", "seconds", "model_seconds", "device",
-                "created")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def throughput(self, device: str, recent: int = 5) -> float | None:
-        """Trial-steps per second over the last `recent` runs on this device (None: no history)."""
-        with self._read("reading throughput") as db:
-            row = db.execute("SELECT sum(trial_steps), sum(seconds) FROM (SELECT trial_steps,"
-                             " seconds FROM runs WHERE device = ? AND seconds > 0 ORDER BY id DESC"
-                             " LIMIT ?)", (device, recent)).fetchone()
-        steps, seconds = row[0], row[1]
-        return float(steps) / float(seconds) if steps and seconds else None

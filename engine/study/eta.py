@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.spec.config import TrialConfig
+from engine.spec import TrialConfig
 
 PER_STEP_S = 1.5e-4  # one population step, eager, any size (dispatch-bound)
 PER_TRIAL_STEP_S = 2.0e-7  # one trial's share of a step, per unit of `_size`

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.spec.config import TrialConfig
-from engine.store.store import Store, StudyRow, TrialRow
+from engine.spec import TrialConfig, TrialStatus
+from engine.store import Store, StudyRow, TrialRow
 from engine.study import analysis
-
-FINISHED = ("completed", "diverged", "failed")
 
 
 def flat_config(trial: TrialRow) -> dict[str, Any]:
@@ -24,7 +22,7 @@ def flat_config(trial: TrialRow) -> dict[str, Any]:
 def trial_results(trials: list[TrialRow]) -> list[analysis.TrialResult]:
     return [analysis.TrialResult(number=t.number, config=flat_config(t), replicate=t.replicate,
                                  status=t.status, val_acc=t.val_acc)
-            for t in trials if t.status in FINISHED]
+            for t in trials if TrialStatus(t.status).is_finished()]
 
 
 def impact(study: StudyRow, results: list[analysis.TrialResult]) -> analysis.Impact | None:
@@ -68,64 +66,121 @@ def study_status(store: Store, study: StudyRow) -> tuple[str, str | None]:
     return shown_status(study, runner), runner
 
 
-def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
-    """The JSON shape of `run`, `resume` and `show`, plus a few extras."""
+@dataclass(frozen=True)
+class TrialReport:
+    """One trial as every view shows it; `to_dict` is its `--json` shape."""
+
+    number: int  # 1..N within the study (the JSON's "id", for scripts written before "number")
+    config: dict[str, Any]  # flat: bare key -> value
+    changed: dict[str, Any]  # what it changes from the preset ({} for the baseline)
+    seed: int
+    replicate: int
+    status: str
+    val_acc: float | None
+    val_loss: float | None
+    train_loss: float | None
+    epochs: int
+    diverged_epoch: int | None
+    error: str | None
+    trained_on: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {"id": out.pop("number"), **out, "number": self.number}
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """A study as every view shows it, read from the store in one pass; `to_dict` is the JSON
+    shape of `run`, `resume` and `show`."""
+
+    study: int
+    name: str | None
+    preset: str | None
+    strategy: str
+    status: str
+    runner: str | None
+    created: str
+    device: str | None
+    executor: str
+    ray_address: str | None
+    counts: dict[str, int]
+    trials: list[TrialReport]
+    impact: analysis.Impact | None
+    data_fingerprints: list[dict[str, Any]]
+    error: str | None = None
+    interaction: analysis.Interaction | None = None
+    predictions: list[analysis.PredictionScore] | None = None  # scored when the user predicted
+    vault: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        table = self.impact
+        out: dict[str, Any] = {
+            "study": self.study,
+            "name": self.name,
+            "preset": self.preset,
+            "strategy": self.strategy,
+            "status": self.status,
+            "runner": self.runner,
+            "created": self.created,
+            "device": self.device,
+            "executor": self.executor,
+            "ray_address": self.ray_address,
+            "counts": self.counts,
+            "trials": [t.to_dict() for t in self.trials],
+            "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
+            "reading": table.reading if table else None,
+            "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
+            "data_fingerprints": self.data_fingerprints,
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.interaction is not None:
+            out["interaction"] = _jsonable(asdict(self.interaction))
+        if self.predictions is not None:
+            out["predictions"] = [_jsonable(asdict(s)) for s in self.predictions]
+        if self.vault:
+            out["vault"] = self.vault
+        return out
+
+
+def study_report(store: Store, study: StudyRow) -> StudyReport:
+    """The study as it stands in the store now."""
     trials = store.trials(study.id)
     results = trial_results(trials)
     table = impact(study, results)
     baseline = TrialConfig.from_dict(study.baseline).flat()
     status, runner = study_status(store, study)
-    out: dict[str, Any] = {
-        "study": study.id,
-        "name": study.name,
-        "preset": study.preset_name,
-        "strategy": study.strategy,
-        "status": status,
-        "runner": runner,
-        "created": study.created,
-        "device": study.device,
-        "executor": study.executor,
-        "ray_address": study.ray_address,
-        "counts": study.counts,
-        "trials": [trial_dict(t, baseline) for t in trials],
-        "impact": [_jsonable(r.to_dict()) for r in table.rows] if table else [],
-        "reading": table.reading if table else None,
-        "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
-        "data_fingerprints": study.data_files or [],
-    }
-    if study.error:
-        out["error"] = study.error
-    if study.strategy == "grid":
-        inter = analysis.interaction(study.spec.get("vary") or {}, results)
-        if inter is not None:
-            out["interaction"] = _jsonable(asdict(inter))
+    interaction = (analysis.interaction(study.spec.get("vary") or {}, results)
+                   if study.strategy == "grid" else None)
     predictions = store.predictions(study.id)
-    if predictions and table:
-        out["predictions"] = [_jsonable(asdict(s))
-                              for s in analysis.score_predictions(predictions, table)]
-    vault = store.vault(study.id)
-    if vault:
-        out["vault"] = vault
-    return out
+    return StudyReport(
+        study=study.id, name=study.name, preset=study.preset_name, strategy=study.strategy,
+        status=status, runner=runner, created=study.created, device=study.device,
+        executor=study.executor, ray_address=study.ray_address, counts=study.counts,
+        trials=[trial_report(t, baseline) for t in trials], impact=table,
+        data_fingerprints=study.data_files or [], error=study.error, interaction=interaction,
+        predictions=(analysis.score_predictions(predictions, table)
+                     if predictions and table else None),
+        vault=store.vault(study.id))
+
+
+def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
+    """The JSON shape of `run`, `resume` and `show`."""
+    return study_report(store, study).to_dict()
+
+
+def trial_report(t: TrialRow, baseline: dict[str, Any]) -> TrialReport:
+    config = flat_config(t)
+    return TrialReport(
+        number=t.number, config=config, changed=changes(config, baseline), seed=t.seed,
+        replicate=t.replicate, status=t.status, val_acc=_num(t.val_acc),
+        val_loss=_num(t.val_loss), train_loss=_num(t.train_loss), epochs=t.epochs_done,
+        diverged_epoch=t.diverged_epoch, error=t.error, trained_on=t.device)
 
 
 def trial_dict(t: TrialRow, baseline: dict[str, Any]) -> dict[str, Any]:
-    config = flat_config(t)
-    return {
-        "id": t.number,
-        "config": config,
-        "changed": changes(config, baseline),
-        "seed": t.seed,
-        "replicate": t.replicate,
-        "status": t.status,
-        "val_acc": _num(t.val_acc),
-        "val_loss": _num(t.val_loss),
-        "train_loss": _num(t.train_loss),
-        "epochs": t.epochs_done,
-        "diverged_epoch": t.diverged_epoch,
-        "error": t.error,
-        "trained_on": t.device,
-    }
+    return trial_report(t, baseline).to_dict()
 
 
 def _num(x: float | None) -> float | None:

@@ -33,12 +33,11 @@ Order: configurations in the strategy's order above, each one's replicates next 
 that order.
 
 This module is pure Python (no torch): the CLI and the UI plan and count studies without paying for
-a torch import. `derive_seed` lives here for that reason.
+a torch import.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
@@ -47,22 +46,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from engine.spec import space
-from engine.spec.config import Range, StudySpec, TrialConfig
+from engine.spec import Range, StudySpec, TrialConfig, derive_seed, replicate_seed, space
 
 # A configuration together with the bare keys whose values differ from the baseline.
 Configs = list[tuple[TrialConfig, dict[str, Any]]]
-
-
-def derive_seed(seed: int, tag: str) -> int:
-    """A stable 63-bit seed from a base seed and a tag (independent streams per purpose)."""
-    digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def replicate_seed(study_seed: int, replicate: int) -> int:
-    """The seed of replicate `replicate` of every configuration of a study."""
-    return derive_seed(study_seed, f"replicate:{replicate}")
 
 
 def trial_steps(config: TrialConfig) -> int:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from engine.datasets.files import DataError, csv_path, read_csv
-from engine.spec.config import DataConfig
-from engine.study.strategies import derive_seed
+from engine.datasets import DataError, csv_path, read_csv
+from engine.spec import DataConfig, derive_seed
 
 
 @dataclass(frozen=True)

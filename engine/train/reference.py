@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.spec.config import TrialConfig
+from engine.spec import TrialConfig
 from engine.train.data import Split, Splits
 
 Weights = list[tuple[torch.Tensor, torch.Tensor]]

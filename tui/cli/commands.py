@@ -16,22 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.datasets.files import DataError
+from engine.datasets import DataError
 from engine.presets.parse import PresetError
-from engine.spec.config import TrialConfig
-from engine.store.store import (
-    BadName,
-    LeaseBusy,
-    Store,
-    StoreError,
-    StudyRow,
-    default_store_path,
-)
+from engine.spec import ExitCode, TrialConfig, TrialStatus
+from engine.store import BadName, LeaseBusy, Store, StoreError, StudyRow, default_store_path
 from engine.study import report
 from tui import render
 from tui import services as actions
-from tui.cli import exitcodes
-from tui.cli.exitcodes import UserError
+from tui.cli.errors import UserError
 from tui.files import NotRegularFile, write_atomically
 from tui.format import MESSAGE_WHITESPACE, control_character, printable
 
@@ -43,13 +35,13 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except PresetError as e:
-        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+        raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     except LeaseBusy as e:
-        raise UserError(str(e), exitcodes.BUSY) from None
+        raise UserError(str(e), ExitCode.BUSY) from None
     except (BadName, DataError) as e:
-        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+        raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     except StoreError as e:
-        raise UserError(str(e), exitcodes.STORE) from None
+        raise UserError(str(e), ExitCode.STORE) from None
 
 
 @contextmanager
@@ -57,7 +49,7 @@ def open_store(arg: str | None, *, readonly: bool = False) -> Iterator[Store]:
     path = Path(arg) if arg else default_store_path()
     if readonly and not path.exists():
         raise UserError(f"no store at {path} yet: run a study first (hp-tui run PRESET)",
-                        exitcodes.STORE)
+                        ExitCode.STORE)
     with Store(path, readonly=readonly) as store:
         if store.nfs_warning:
             print(f"hp-tui: warning: {store.nfs_warning}", file=sys.stderr)
@@ -104,9 +96,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if lease and lease.get("alive"):
             raise UserError(
                 f"study {study.id} is being run by pid {lease['pid']} on {lease['host']}; "
-                "follow it with `hp-tui show` or stop that runner first", exitcodes.BUSY)
+                "follow it with `hp-tui show` or stop that runner first", ExitCode.BUSY)
         trials = store.trials(study.id)
-        todo = [t for t in trials if t.status not in ("completed", "diverged")]
+        todo = [t for t in trials if not TrialStatus(t.status).is_kept_on_resume()]
         if not todo:
             _say(f"study {study.id}: every trial is finished; nothing to resume")
             return _print_result(store, study.id, args.json)
@@ -122,7 +114,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) -> int:
-    from engine.run.launcher import RunnerOptions, log_path, start_runner, stop_runner
+    from engine.run import RunnerOptions, log_path, start_runner, stop_runner
 
     prestarted = getattr(args, "prestarted", None)  # `run` starts its runner first thing
     if prestarted is not None:
@@ -137,34 +129,34 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) ->
             print(study_id)
         _say(f"study {study_id} runs in the background (pid {proc.pid}); "
              f"follow it with `hp-tui show {study_id}`")
-        return exitcodes.OK
+        return ExitCode.OK
     try:
         code = _follow(store, study_id, proc)
     except KeyboardInterrupt:
         _say("stopping the runner...")
         stop_runner(proc.pid)
         _say(f"study {study_id} stopped; `hp-tui resume {study_id}` finishes it")
-        return exitcodes.INTERRUPTED
+        return ExitCode.INTERRUPTED
     study = store.study(study_id)
-    if code == exitcodes.BUSY:
-        raise UserError(f"study {study_id} is busy: another runner holds it", exitcodes.BUSY)
+    if code == ExitCode.BUSY:
+        raise UserError(f"study {study_id} is busy: another runner holds it", ExitCode.BUSY)
     if study.status != "completed":
-        from engine.run.launcher import tail
+        from engine.run import tail
 
         detail = study.error or tail(log_path(store.path, study_id), 15)
         _say(f"study {study_id} {study.status}: {detail}")
         _say(f"log: {log_path(store.path, study_id)}")
         if study.status == "interrupted":
-            return exitcodes.INTERRUPTED
-        return exitcodes.INVALID_INPUT if code == exitcodes.INVALID_INPUT else exitcodes.FAILED
+            return ExitCode.INTERRUPTED
+        return ExitCode.INVALID_INPUT if code == ExitCode.INVALID_INPUT else ExitCode.FAILED
     _print_result(store, study_id, args.json)
     failed = store.trials(study_id, statuses=["failed"])
     if failed:
         # the study finished, but a script must not mistake it for a clean one
         _say(f"study {study_id}: {len(failed)} trial(s) failed, e.g. trial {failed[0].number}: "
              f"{failed[0].error}; log: {log_path(store.path, study_id)}")
-        return exitcodes.FAILED
-    return exitcodes.OK
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _follow(store: Store, study_id: int, proc: Any) -> int:
@@ -189,7 +181,7 @@ def _print_result(store: Store, study_id: int, as_json: bool) -> int:
         print(json.dumps(data))
     else:
         render.print_study(data)
-    return exitcodes.OK
+    return ExitCode.OK
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -201,14 +193,14 @@ def cmd_studies(args: argparse.Namespace) -> int:
             print("[]")
         else:
             _say(f"no studies yet ({path} does not exist); start one with `hp-tui run notebook`")
-        return exitcodes.OK
+        return ExitCode.OK
     with open_store(args.store, readonly=True) as store:
         rows = [_study_summary(store, s) for s in store.studies()]
     if args.json:
         print(json.dumps(rows))
     else:
         render.print_studies(rows)
-    return exitcodes.OK
+    return ExitCode.OK
 
 
 def _study_summary(store: Store, s: StudyRow) -> dict[str, Any]:
@@ -230,24 +222,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = render.export_text(data, args.format)
     if not args.output:
         sys.stdout.write(text)
-        return exitcodes.OK
+        return ExitCode.OK
     out = Path(args.output)
     _check_not_the_store(out, store_path)
     try:
         write_atomically(out, text)
     except NotRegularFile as e:
         raise UserError(f"{out}: will not write the export there: {e.strerror}",
-                        exitcodes.INVALID_INPUT) from None
+                        ExitCode.INVALID_INPUT) from None
     except OSError as e:
         raise UserError(f"{out}: cannot write the export ({e.strerror or e})",
-                        exitcodes.FAILED) from None
+                        ExitCode.FAILED) from None
     _say(f"wrote {out}")
-    return exitcodes.OK
+    return ExitCode.OK
 
 
 def cmd_vault(args: argparse.Namespace) -> int:
     from engine.run import vault
-    from engine.store.store import VaultUsed
+    from engine.store import VaultUsed
 
     with open_store(args.store) as store:
         study = store.study(args.study)
@@ -264,19 +256,19 @@ def cmd_vault(args: argparse.Namespace) -> int:
                     _confirm_vault(study.id, trial.number, trial.val_acc, bool(earlier))
             record = vault.open_vault(store, study.id, args.trial)
         except vault.VaultRefused as e:
-            raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+            raise UserError(str(e), ExitCode.VAULT_REFUSED) from None
         except VaultUsed as e:
             if args.json:
                 print(json.dumps(e.record))
             else:
                 render.print_vault(e.record, already=True)
-            raise UserError(str(e), exitcodes.VAULT_REFUSED) from None
+            raise UserError(str(e), ExitCode.VAULT_REFUSED) from None
     record["earlier_evaluations"] = earlier
     if args.json:
         print(json.dumps(record))
     else:
         render.print_vault(record, already=False)
-    return exitcodes.OK
+    return ExitCode.OK
 
 
 def _confirm_vault(study_id: int, number: int, val_acc: float | None,
@@ -284,7 +276,7 @@ def _confirm_vault(study_id: int, number: int, val_acc: float | None,
     if not sys.stdin.isatty():
         heed = "; read the warning above first" if seen_before else ""
         raise UserError(f"the vault needs confirmation: pass --yes (no terminal to ask on){heed}",
-                        exitcodes.VAULT_REFUSED)
+                        ExitCode.VAULT_REFUSED)
     acc = f" (validation accuracy {val_acc:.2%})" if val_acc is not None else ""
     anyway = "This test split was seen before (see above). " if seen_before else ""
     prompt = (f"{anyway}Evaluate trial {number}{acc} of study {study_id} on the test split? "
@@ -294,7 +286,7 @@ def _confirm_vault(study_id: int, number: int, val_acc: float | None,
     except EOFError:
         answer = ""
     if answer.strip().lower() not in ("y", "yes"):
-        raise UserError("vault not opened", exitcodes.VAULT_REFUSED)
+        raise UserError("vault not opened", ExitCode.VAULT_REFUSED)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -316,7 +308,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
     else:
         render.print_presets(rows)
-    return exitcodes.OK
+    return ExitCode.OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -336,7 +328,7 @@ def _check_not_the_store(out: Path, store: Path) -> None:
     files = {Path(os.path.realpath(f"{store}{suffix}")) for suffix in ("", "-wal", "-shm")}
     if Path(os.path.realpath(out)) in files:
         raise UserError(f"{out}: is the store itself ({store}); will not write an export over "
-                        "it. Choose another file.", exitcodes.INVALID_INPUT)
+                        "it. Choose another file.", ExitCode.INVALID_INPUT)
 
 
 def max_workers() -> int:
@@ -348,7 +340,7 @@ def max_workers() -> int:
 def _check_workers(workers: int | None) -> None:
     if workers is not None and not 1 <= workers <= max_workers():
         raise UserError(f"--workers {workers}: expected 1 to {max_workers()} (one per CPU core "
-                        "of this machine at most)", exitcodes.INVALID_INPUT)
+                        "of this machine at most)", ExitCode.INVALID_INPUT)
 
 
 def _check_name(name: str | None) -> None:
@@ -356,7 +348,7 @@ def _check_name(name: str | None) -> None:
     bad = control_character(name or "")
     if bad is not None:
         raise UserError(f"--name '{printable(name or '')}': contains the control character "
-                        f"{bad}; use printable text", exitcodes.INVALID_INPUT)
+                        f"{bad}; use printable text", ExitCode.INVALID_INPUT)
 
 
 def _workers(args: argparse.Namespace) -> int:
@@ -373,12 +365,12 @@ def _check_memory(args: argparse.Namespace, configs: list[TrialConfig], *, execu
                                      executor=executor, base_dir=base_dir)
     if refusal is not None:
         raise UserError(f"{refusal}; or pass --ignore-memory to start it anyway",
-                        exitcodes.INVALID_INPUT)
+                        ExitCode.INVALID_INPUT)
 
 
 def _check_placement(executor: str, ray_address: str | None, device: str | None) -> None:
     """Refuse an executor or device that cannot work before anything is written."""
-    from engine.run.executors import ExecutorError, check_executor, check_ray_device
+    from engine.run import ExecutorError, check_executor, check_ray_device
 
     try:
         check_executor(executor, ray_address)
@@ -386,7 +378,7 @@ def _check_placement(executor: str, ray_address: str | None, device: str | None)
             check_ray_device(device)  # the cluster's GPUs are the runner's to check, connected
             return
     except ExecutorError as e:
-        raise UserError(str(e), exitcodes.INVALID_INPUT) from None
+        raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     _check_device(device)
 
 
@@ -400,13 +392,13 @@ def _check_device(device: str | None) -> None:
     if device == "mps":
         if sys.platform != "darwin":
             raise UserError("--device mps: Apple's MPS is only available on macOS",
-                            exitcodes.INVALID_INPUT)
+                            ExitCode.INVALID_INPUT)
         return
     if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         has_gpu = any(Path("/dev").glob("nvidia[0-9]*"))
         if not has_gpu and not os.environ.get("CUDA_VISIBLE_DEVICES"):
             raise UserError(f"--device {device}: no CUDA GPU on this machine; use --device cpu "
-                            "or auto", exitcodes.INVALID_INPUT)
+                            "or auto", ExitCode.INVALID_INPUT)
         return
     raise UserError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps",
-                    exitcodes.INVALID_INPUT)
+                    ExitCode.INVALID_INPUT)

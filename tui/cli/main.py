@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tui.cli import exitcodes
+from engine.spec import ExitCode
+from tui.cli.errors import UserError
 
 COMMANDS_HELP = """\
 commands:
@@ -156,22 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         print("hp-tui: interrupted", file=sys.stderr)
-        return exitcodes.INTERRUPTED
-    except exitcodes.UserError as e:
+        return ExitCode.INTERRUPTED
+    except UserError as e:
         print(f"hp-tui: {printable(str(e), keep=MESSAGE_WHITESPACE)}", file=sys.stderr)
         return e.code
     except BrokenPipeError:
         # `hp-tui show 1 | head`: the reader left; that is not an error worth a traceback.
         _discard_stdout()
         sys.stderr.close()
-        return exitcodes.OK
+        return ExitCode.OK
     except OSError as e:
         if e.filename is not None:  # a file's error; stdout's own carry no file name
             raise
         # `hp-tui show 1 > /dev/full`: the output was lost, which a script must be told
         _discard_stdout()
         print(f"hp-tui: cannot write the output: {e.strerror or e}", file=sys.stderr)
-        return exitcodes.FAILED
+        return ExitCode.FAILED
     finally:
         if getattr(args, "prestarted", None) is not None:
             args.prestarted.cancel()  # the run failed before launching it (no-op once launched)
@@ -192,7 +193,7 @@ def _prestart_runner(args: argparse.Namespace) -> Any:
     (torch, ~1 s) then overlap ours, and it waits for the study's number (engine.run.launcher)."""
     from pathlib import Path
 
-    from engine.run.launcher import Prestarted, RunnerOptions
+    from engine.run import Prestarted, RunnerOptions
 
     return Prestarted(Path(args.store) if args.store else None, RunnerOptions.from_args(args))
 
@@ -206,5 +207,3 @@ def _open_app(store: str | None, executor: str, ray_address: str | None) -> int:
     return int(run_app(Path(store) if store else None, Placement(executor, ray_address)))
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 
-from engine.store.store import Metric, StoreError, TrialRow
-from engine.study.report import flat_config
+from engine.store import Metric, StoreError, TrialRow
+from engine.study import flat_config
 from tui.render import fmt_pct, fmt_value
 from tui.screens.guard import leave_on_store_error
 from tui.screens.run import fmt_num, styled_status

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.presets.parse import Preset
-from engine.store.store import Store, StoreError
+from engine.store import Store, StoreError
 from engine.study import analysis, eta, report
 from tui import services as actions
 from tui.render import fmt_pct, fmt_value

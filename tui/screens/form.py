@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, Static
 from engine.presets.library import user_presets_dir
 from engine.presets.parse import Preset, PresetError
 from engine.spec import space
-from engine.store.store import StoreError
+from engine.store import StoreError
 from engine.study import strategies
 from tui import form_model
 from tui import services as actions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.screen import Screen
 
-from engine.store.store import StoreError
+from engine.store import StoreError
 
 
 def leave_on_store_error(screen: Screen, error: StoreError, what: str) -> None:

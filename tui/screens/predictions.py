@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select, Static
 
-from engine.store.store import EFFECT_SIZES
+from engine.spec import EFFECT_SIZES
 from tui.render import fmt_value
 
 Predictions = dict[str, tuple[Any, str]]

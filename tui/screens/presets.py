@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
 from engine.presets.library import PresetInfo, find_presets
-from engine.store.store import Store, StoreError, StudyRow
+from engine.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions
 from tui.messages import StudiesPolled

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from engine.store.store import StoreError
+from engine.store import StoreError
 from engine.study import report
 from tui import render
 from tui.files import write_atomically

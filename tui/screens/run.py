@@ -22,11 +22,9 @@ from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine.run import executors
-from engine.run.launcher import pid_alive
-from engine.spec.config import TrialConfig
-from engine.store.store import Metric, StoreError, StudyRow, TrialRow
-from engine.study import report
-from engine.study.report import changes, flat_config, varying_keys
+from engine.spec import TrialConfig, pid_alive
+from engine.store import Metric, StoreError, StudyRow, TrialRow
+from engine.study import changes, flat_config, report, varying_keys
 from tui import render
 from tui import services as actions
 from tui.messages import MetricsPolled, StudyPolled

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from engine.run import vault
-from engine.store.store import StoreError, StudyRow, TrialRow
+from engine.store import StoreError, StudyRow, TrialRow
 from engine.study import analysis, report
 from tui.messages import VaultDone
 from tui.render import fmt_pct
@@ -46,7 +46,7 @@ def run_vault(store_path: Path, study_id: int, trial: int) -> tuple[dict[str, An
     """`hp-tui vault STUDY --trial N --yes --json` in a subprocess: (record or None, message)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "tui.cli.main", "vault", str(study_id), "--trial", str(trial),
+    cmd = [sys.executable, "-m", "tui.cli", "vault", str(study_id), "--trial", str(trial),
            "--yes", "--json", "--store", str(store_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           env=env, timeout=600)

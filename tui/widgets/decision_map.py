@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from engine.store.store import Store, TrialRow
+from engine.store import Store, TrialRow
 
 LEGEND = ". predicted class 1    o validation class 0    x validation class 1"
 FloatArray = NDArray[np.float64]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
 
-from engine.store.store import Metric
+from engine.store import Metric
 
 Series = tuple[str, list[float], list[float]]  # label, epochs, values
 

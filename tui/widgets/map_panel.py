@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from engine.store.store import StoreError
+from engine.store import StoreError
 from tui.widgets.decision_map import LEGEND, DecisionMap, MapData, load_map
 
 

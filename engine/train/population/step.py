@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from engine.spec.config import TrialConfig
+from engine.spec import TrialConfig
 
 if TYPE_CHECKING:
     from engine.train.population.state import _Population

@@ -1,0 +1,58 @@
+"""The local executor: populations train in this process or on this machine's worker pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from engine.run.executors import Executor
+
+if TYPE_CHECKING:
+    from engine.train import OnDone, OnEpoch
+
+
+class LocalExecutor(Executor):
+    """Trains in this process, or across persistent worker processes (one per core)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Any = None  # an engine.run.pool.WorkerPool, started on first use
+
+    def resolve_device(self, name: str | None) -> Any:
+        from engine.train.devices import resolve_device
+
+        return resolve_device(name or "auto")
+
+    def describe(self) -> str:
+        return f"this machine, {self.workers} worker(s)"
+
+    def label(self, device: Any) -> str:
+        """Where a trial trained, as the store records it ('cpu', 'cuda:0')."""
+        return str(device)
+
+    def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
+              should_stop: Callable[[], bool], on_done: OnDone) -> None:
+        from engine.train.population.loop import group_trials, train_population
+
+        if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
+            for group in group_trials(trials, device):
+                outcomes = train_population(group.trials, splits, device=device,
+                                            on_epoch=_reindexed(on_epoch, group.indices),
+                                            should_stop=should_stop)
+                on_done(group.indices, outcomes)
+            return
+        if self._pool is None:
+            from engine.run.pool import WorkerPool
+
+            self._pool = WorkerPool(self.workers)
+        self._pool.train(trials, splits, device, on_epoch, should_stop, on_done=on_done)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _reindexed(on_epoch: OnEpoch, indices: list[int]) -> OnEpoch:
+    """on_epoch for a sub-population: its indices mapped back to the caller's list."""
+    return lambda results: on_epoch([(indices[i], m, status) for i, m, status in results])
