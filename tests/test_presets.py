@@ -16,16 +16,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from engine.presets.library import find_presets, resolve_preset_arg, shipped_presets_dir
-from engine.presets.parse import (
+from engine.presets import (
     MAX_PRESET_BYTES,
     KeyLocator,
     Preset,
     PresetError,
     Problem,
+    find_presets,
     load_preset,
     parse_preset,
     preset_to_toml,
+    resolve_preset_arg,
+    shipped_presets_dir,
     with_overrides,
 )
 from engine.spec import space
@@ -556,7 +558,7 @@ def test_find_presets_extra_dirs_and_missing_dirs(preset_home: Path, tmp_path: P
 
 def test_user_dir_defaults_to_home_config(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
-    from engine.presets.library import user_presets_dir
+    from engine.presets import user_presets_dir
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert user_presets_dir() == tmp_path / ".config" / "hp-tui" / "presets"

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.presets.parse import Preset, parse_preset
+from engine.presets import Preset, parse_preset
 from engine.spec import space
 
 RANGE = re.compile(r"^\s*(\S+)\s*\.\.\s*(\S+)\s*(log)?\s*$")

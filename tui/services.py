@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.datasets.files import check_datasets
 from engine.datasets.identity import study_fingerprints
-from engine.presets.parse import Preset
+from engine.presets import Preset
 from engine.run import memory
 from engine.run.launcher import Prestarted, RunnerOptions, start_runner, stop_runner
 from engine.spec.config import TrialConfig
