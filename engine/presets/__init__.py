@@ -17,7 +17,15 @@ from engine.presets.library import (
 from engine.presets.lines import KeyLocator
 from engine.presets.parse import MAX_PRESET_BYTES, load_preset, parse_preset, with_overrides
 from engine.presets.preset import MAX_SHOWN_PROBLEMS, Preset, PresetError, Problem
-from engine.presets.write import preset_to_toml
+from engine.presets.write import (
+    dotted_key,
+    preset_text,
+    preset_to_toml,
+    toml_document,
+    toml_key,
+    toml_string,
+    toml_value,
+)
 
 __all__ = [
     "MAX_PRESET_BYTES",
@@ -27,13 +35,19 @@ __all__ = [
     "PresetError",
     "PresetInfo",
     "Problem",
+    "dotted_key",
     "find_presets",
     "load_preset",
     "parse_preset",
     "preset_dirs",
+    "preset_text",
     "preset_to_toml",
     "resolve_preset_arg",
     "shipped_presets_dir",
+    "toml_document",
+    "toml_key",
+    "toml_string",
+    "toml_value",
     "user_presets_dir",
     "with_overrides",
 ]

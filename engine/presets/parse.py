@@ -23,10 +23,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from engine.presets.lines import KeyLocator, dotted_key
+from engine.presets.lines import KeyLocator
 from engine.presets.preset import Preset, PresetError, Problem
 from engine.presets.validate import Ctx, validate
-from engine.presets.write import preset_to_toml
+from engine.presets.write import dotted_key, preset_to_toml
 
 # Anything bigger is not a hand-written preset; refusing early keeps a stray log or dataset
 # passed by mistake from being read into memory.

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.presets.lines import KeyLocator, dotted_key
+from engine.presets.lines import KeyLocator
 from engine.presets.preset import Problem
-from engine.presets.write import toml_value
+from engine.presets.write import dotted_key, toml_value
 from engine.spec import space
 from engine.spec.config import Range, StudySpec, TrialConfig
 
