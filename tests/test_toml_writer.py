@@ -23,6 +23,7 @@ from engine.presets import (
     toml_string,
     toml_value,
 )
+from engine.spec.config import Range, StudySpec, TrialConfig
 from tui import form_model
 
 STRINGS = [
@@ -92,6 +93,27 @@ def test_keys_are_bare_when_allowed() -> None:
 def test_unwritable_values_are_refused() -> None:
     with pytest.raises(TypeError):
         toml_value(None)
+
+
+# --------------------------------------------------------------------------------------------
+# Presets
+
+
+def test_to_toml_from_parts_round_trips() -> None:
+    config = TrialConfig().replace(hidden=(32, 16), activation="gelu", optimizer="adamw",
+                                   lr=3e-4, momentum=0.9, dataset="moons", noise=0.25)
+    study = StudySpec(strategy="random", seeds=5, samples=12, seed=7,
+                      vary={"lr": Range(1e-5, 0.5, log=True), "hidden": [(8,), (8, 8)],
+                            "epochs": [5, 50]})
+    text = preset_to_toml(config, study, name='my "best" one', description="line\twith tab")
+    preset = parse_preset(text)
+    assert (preset.config, preset.study) == (config, study)
+    assert preset.name == 'my "best" one' and preset.description == "line\twith tab"
+
+
+def test_to_toml_of_defaults_is_the_notebook() -> None:
+    preset = parse_preset(preset_to_toml(TrialConfig()))
+    assert preset.config == TrialConfig() and preset.study == StudySpec()
 
 
 # --------------------------------------------------------------------------------------------
