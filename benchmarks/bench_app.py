@@ -116,8 +116,7 @@ def follow_overhead(folder: Path, rounds: int) -> tuple[float, float]:
 
 
 async def first_epoch(store_path: Path, warm: bool) -> float:
-    from engine.presets.library import resolve_preset_arg
-    from engine.presets.parse import load_preset
+    from engine.presets import load_preset, resolve_preset_arg
     from engine.store import Store
     from tui.app import HpTuiApp
     from tui.screens.form import FormScreen

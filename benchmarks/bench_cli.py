@@ -61,7 +61,7 @@ def reference_seconds(trials: list) -> float:
 
 
 def planned(preset_path: Path, **overrides: object) -> list:
-    from engine.presets.parse import load_preset, with_overrides
+    from engine.presets import load_preset, with_overrides
     from engine.study import strategies
 
     preset = with_overrides(load_preset(preset_path), **overrides)  # type: ignore[arg-type]

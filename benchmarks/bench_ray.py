@@ -76,7 +76,7 @@ class Row:
 
 
 def preset_trials(name: str) -> list[Trial]:
-    from engine.presets.parse import load_preset
+    from engine.presets import load_preset
     from engine.study import strategies
 
     preset = load_preset(ROOT / "presets" / f"{name}.toml")

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 from textual.widgets import DataTable, Static
 
-from engine.presets.library import resolve_preset_arg
-from engine.presets.parse import load_preset, parse_preset
+from engine.presets import load_preset, parse_preset, resolve_preset_arg
 from engine.run.launcher import RunnerOptions, start_runner
 from engine.store import EpochRow, FinishRow, Store, encode_weights
 from tui import services as actions

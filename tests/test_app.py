@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input, Select
 
-from engine.presets.library import resolve_preset_arg
-from engine.presets.parse import load_preset, parse_preset
+from engine.presets import load_preset, parse_preset, resolve_preset_arg
 from engine.run.launcher import log_path
 from engine.store import EpochRow, Store
 from tests.app_helpers import (

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input, Select
 
-from engine.presets.library import resolve_preset_arg
-from engine.presets.parse import load_preset, parse_preset
+from engine.presets import load_preset, parse_preset, resolve_preset_arg
 from engine.store import Store, StoreError
 from tests.app_helpers import GRID, SIZE, column, open_results, seed_grid, text_of, until
 from tui import services as actions

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable
 
-from engine.presets.library import resolve_preset_arg
-from engine.presets.parse import load_preset
+from engine.presets import load_preset, resolve_preset_arg
 from engine.run.launcher import RunnerOptions, start_runner
 from engine.spec.space import ACTIVATIONS
 from engine.store import Store

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets.library import shipped_presets_dir
-from engine.presets.parse import load_preset
+from engine.presets import load_preset, shipped_presets_dir
 from engine.store import Store
 from tests.cli_helpers import ROOT, SLOW_PRESET, env_for, hp, start_hp, wait_for
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets.library import shipped_presets_dir
+from engine.presets import shipped_presets_dir
 from engine.run.launcher import log_path
 from tests.cli_helpers import Result, env_for, hp, wait_for
 

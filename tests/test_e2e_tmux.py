@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets.library import find_presets
+from engine.presets import find_presets
 from engine.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

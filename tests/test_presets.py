@@ -16,16 +16,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from engine.presets.library import find_presets, resolve_preset_arg, shipped_presets_dir
-from engine.presets.parse import (
+from engine.presets import (
     MAX_PRESET_BYTES,
-    KeyLocator,
     Preset,
     PresetError,
     Problem,
     load_preset,
     parse_preset,
     preset_to_toml,
+    shipped_presets_dir,
     with_overrides,
 )
 from engine.spec import space
@@ -368,100 +367,6 @@ def test_single_study_may_carry_a_vary_table() -> None:
     preset = parse_preset('[study]\nstrategy = "single"\n[study.vary]\nlr = [0.1, 1.0]\n')
     assert preset.study.vary == {"lr": [0.1, 1.0]}
 
-
-# --------------------------------------------------------------------------------------------
-# The locator
-
-
-LOCATOR_TEXT = '''\
-name = "x"                      # 1
-description = """               # 2
-[not_a_table]
-lr = 3
-"""
-[data]                          # 6
-noise = 0.1
-  "train_size" = 10             # 8
-[ study . "vary" ]              # 9
-lr = [                          # 10
-  0.1, # hidden = [1]
-  "]", '[x]',
-]
-hidden = [[10],                 # 14
-          [20]]
-'quoted.key' = 1                # 16
-[[runs]]                        # 17
-a.b.c = 'x = 1'                 # 18
-[[runs]]                        # 19
-[model]                         # 20
-inline = { activation = "relu", hidden = [10] }   # 21
-'''
-
-
-def test_locator_lines() -> None:
-    loc = KeyLocator(LOCATOR_TEXT)
-    assert loc.line("name") == 1
-    assert loc.line("description") == 2
-    assert loc.line("data") == 6
-    assert loc.line("data.noise") == 7
-    assert loc.line("data.train_size") == 8
-    assert loc.line("study") == 9 and loc.line("study.vary") == 9
-    assert loc.line("study.vary.lr") == 10
-    assert loc.line("study.vary.hidden") == 14
-    assert loc.line(("study", "vary", "quoted.key")) == 16
-    assert loc.line("runs") == 17
-    assert loc.line("runs.a") == 18 and loc.line("runs.a.b.c") == 18
-    assert loc.line("model") == 20 and loc.line("model.inline") == 21
-
-
-def test_locator_ignores_values_and_strings() -> None:
-    loc = KeyLocator(LOCATOR_TEXT)
-    assert loc.line("not_a_table") is None  # inside a multi-line string
-    assert loc.line("study.vary.x") == 9  # '[x]' inside an array is not a header
-    assert ("study", "vary", "hidden", "x") not in loc.lines
-
-
-def test_locator_fallbacks() -> None:
-    loc = KeyLocator(LOCATOR_TEXT)
-    assert loc.line("data.path") == 6  # missing key -> its section header
-    assert loc.line("model.inline.activation") == 21  # inside an inline table -> the key
-    assert loc.line("train.lr") is None  # no such section
-    assert KeyLocator("").line("train") is None
-
-
-def test_locator_dotted_keys_and_duplicates() -> None:
-    loc = KeyLocator("study.vary.lr = [1]\n[train]\nlr = 1\nlr = 2\n")
-    assert loc.line("study") == loc.line("study.vary") == loc.line("study.vary.lr") == 1
-    assert loc.line("train.lr") == 3
-    assert loc.duplicates == [(("train", "lr"), 4)]
-
-
-def test_locator_crlf_and_tabs() -> None:
-    loc = KeyLocator("[train]\r\n\tlr = 0.1\r\nepochs\t=\t3\r\n")
-    assert (loc.line("train.lr"), loc.line("train.epochs")) == (2, 3)
-
-
-# --------------------------------------------------------------------------------------------
-# Writing TOML
-
-
-def test_to_toml_from_parts_round_trips() -> None:
-    config = TrialConfig().replace(hidden=(32, 16), activation="gelu", optimizer="adamw",
-                                   lr=3e-4, momentum=0.9, dataset="moons", noise=0.25)
-    study = StudySpec(strategy="random", seeds=5, samples=12, seed=7,
-                      vary={"lr": Range(1e-5, 0.5, log=True), "hidden": [(8,), (8, 8)],
-                            "epochs": [5, 50]})
-    text = preset_to_toml(config, study, name='my "best" one', description="line\twith tab")
-    preset = parse_preset(text)
-    assert (preset.config, preset.study) == (config, study)
-    assert preset.name == 'my "best" one' and preset.description == "line\twith tab"
-
-
-def test_to_toml_of_defaults_is_the_notebook() -> None:
-    preset = parse_preset(preset_to_toml(TrialConfig()))
-    assert preset.config == TrialConfig() and preset.study == StudySpec()
-
-
 # --------------------------------------------------------------------------------------------
 # Command-line overrides
 
@@ -512,86 +417,6 @@ def test_override_applies_and_text_reproduces_it() -> None:
     assert with_overrides(preset) is preset
 
 
-# --------------------------------------------------------------------------------------------
-# Finding and resolving presets
-
-
-@pytest.fixture
-def preset_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with ./presets and a user config dir (isolated by conftest)."""
-    work = tmp_path / "work"
-    (work / "presets").mkdir(parents=True)
-    monkeypatch.chdir(work)
-    user = tmp_path / "config" / "hp-tui" / "presets"
-    user.mkdir(parents=True)
-    return tmp_path
-
-
-def test_find_presets_sources_and_broken_user_preset(preset_home: Path) -> None:
-    user = preset_home / "config" / "hp-tui" / "presets"
-    (user / "mine.toml").write_text('description = "mine"\n[train]\nlr = 0.5\n')
-    (user / "broken.toml").write_text("[train]\nlr = -1\n")
-    (user / "binary.toml").write_bytes(b"\x00\x01")
-    (user / "notes.txt").write_text("not a preset")
-    (preset_home / "work" / "presets" / "proj.toml").write_text('[model]\nhidden = [3]\n')
-    infos = {(i.source, i.name): i for i in find_presets()}
-    assert {("shipped", n) for n in EXPECTED_SHIPPED} <= set(infos)
-    assert infos[("user", "mine")].ok and infos[("user", "mine")].description == "mine"
-    assert infos[("project", "proj")].preset is not None
-    broken = infos[("user", "broken")]
-    assert broken.preset is None and broken.error is not None
-    assert "train.lr" in str(broken.error) and ":2:" in str(broken.error)
-    assert not infos[("user", "binary")].ok
-    assert ("user", "notes") not in infos
-    assert all(i.ok for i in infos.values() if i.source == "shipped")
-
-
-def test_find_presets_extra_dirs_and_missing_dirs(preset_home: Path, tmp_path: Path) -> None:
-    extra = tmp_path / "extra"
-    extra.mkdir()
-    (extra / "x.toml").write_text("")
-    infos = find_presets(extra_dirs=[extra, tmp_path / "does-not-exist"])
-    assert [i.source for i in infos if i.name == "x"] == ["extra"]
-
-
-def test_user_dir_defaults_to_home_config(monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path) -> None:
-    from engine.presets.library import user_presets_dir
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert user_presets_dir() == tmp_path / ".config" / "hp-tui" / "presets"
-
-
-def test_resolve_preset_arg(preset_home: Path) -> None:
-    shipped = shipped_presets_dir()
-    assert resolve_preset_arg("notebook") == shipped / "notebook.toml"
-    assert resolve_preset_arg("notebook.toml") == shipped / "notebook.toml"
-    own = preset_home / "work" / "mine.toml"
-    own.write_text("")
-    assert resolve_preset_arg(str(own)) == own
-    assert resolve_preset_arg("mine.toml") == Path("mine.toml")  # a file in the cwd
-    with pytest.raises(PresetError, match=r"did you mean notebook\?"):
-        resolve_preset_arg("notebok")
-    with pytest.raises(PresetError, match="no such file"):
-        resolve_preset_arg("some/dir/notebook.toml")
-
-
-def test_local_presets_shadow_shipped_ones(preset_home: Path) -> None:
-    user = preset_home / "config" / "hp-tui" / "presets" / "tiny.toml"
-    user.write_text("[train]\nepochs = 1\n")
-    assert resolve_preset_arg("tiny") == user
-    project = Path("presets") / "tiny.toml"
-    project.write_text("")
-    assert resolve_preset_arg("tiny").resolve() == project.resolve()
-
-
-def test_locator_quoted_keys_are_decoded() -> None:
-    loc = KeyLocator('[train]\n"l\\nr" = 1\n"\\u0061b" = 2\n\'lit\\n\' = 3\n')
-    assert loc.line(("train", "l\nr")) == 2
-    assert loc.line(("train", "ab")) == 3
-    assert loc.line(("train", "lit\\n")) == 4
-
-
 def test_odd_keys_stay_on_one_line() -> None:
     with pytest.raises(PresetError) as info:
         parse_preset('[train]\n"l\\nr" = 1\n', "t.toml")
@@ -606,13 +431,6 @@ def test_many_problems_are_capped_in_the_message() -> None:
     assert len(info.value.problems) == 80
     lines = str(info.value).splitlines()
     assert len(lines) == 51 and lines[-1] == "... and 30 more problems"
-
-
-def test_a_directory_named_like_a_preset_does_not_hide_it(preset_home: Path) -> None:
-    Path("notebook").mkdir()
-    assert resolve_preset_arg("notebook") == shipped_presets_dir() / "notebook.toml"
-    Path("mydir").mkdir()
-    assert resolve_preset_arg("mydir") == Path("mydir")  # then load_preset says "a directory"
 
 
 def test_varied_csv_paths_resolve_too(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from engine.presets.parse import parse_preset
+from engine.presets import parse_preset
 from engine.run import memory
 from engine.spec import pid_alive
 from engine.spec.config import TrialConfig

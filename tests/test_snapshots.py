@@ -20,8 +20,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
-from engine.presets.library import resolve_preset_arg
-from engine.presets.parse import load_preset
+from engine.presets import load_preset, resolve_preset_arg
 from engine.store import Store
 from tests.app_helpers import seed_grid, until
 from tui import services as actions

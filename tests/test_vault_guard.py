@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from engine.presets.library import resolve_preset_arg, shipped_presets_dir
-from engine.presets.parse import load_preset
+from engine.presets import load_preset, resolve_preset_arg, shipped_presets_dir
 from engine.spec import pid_alive
 from engine.store import Store
 from tests.app_helpers import SIZE, plain, run, text_of, until

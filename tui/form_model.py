@@ -7,12 +7,11 @@ the engine's own rules and messages (cross-field ones too, like a batch larger t
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from engine.presets.parse import Preset, parse_preset
+from engine.presets import Preset, parse_preset, preset_text
 from engine.spec import space
 
 RANGE = re.compile(r"^\s*(\S+)\s*\.\.\s*(\S+)\s*(log)?\s*$")
@@ -98,35 +97,15 @@ def format_vary(p: space.Param, entry: Any) -> str:
     return ", ".join(str(v) for v in entry)
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))  # JSON's escapes are valid in TOML basic strings
-
-
 def build_text(name: str, description: str, values: dict[str, Any],
                vary: dict[str, Any]) -> str:
-    """Preset TOML from the form's parsed values (dotted key -> value; vary: key -> entry)."""
-    lines = [f"name = {toml_value(name or 'untitled')}"]
-    if description:
-        lines.append(f"description = {toml_value(description)}")
-    for section in space.SECTIONS:
-        lines += ["", f"[{section}]"]
-        for p in space.params_in(section):
-            v = values.get(p.dotted)
-            if v is None or (p.kind == "str" and v == ""):
-                continue
-            lines.append(f"{p.key} = {toml_value(v)}")
-    if vary:
-        lines += ["", "[study.vary]"]
-        lines += [f"{k} = {toml_value(v)}" for k, v in vary.items()]
-    return "\n".join(lines) + "\n"
+    """Preset TOML from the form's parsed values (dotted key -> value; vary: key -> entry),
+    written by the engine's TOML writer."""
+    sections = {section: {p.key: values[p.dotted] for p in space.params_in(section)
+                          if values.get(p.dotted) is not None
+                          and not (p.kind == "str" and values[p.dotted] == "")}
+                for section in space.SECTIONS}
+    return preset_text(name or "untitled", description, sections, vary)
 
 
 def to_preset(text: str, base_dir: Path | None = None) -> Preset:

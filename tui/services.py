@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.datasets import check_datasets, study_fingerprints
-from engine.presets.parse import Preset
+from engine.presets import Preset
 from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
 from engine.spec import TrialConfig, TrialStatus
 from engine.store import Store

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from engine.presets.parse import Preset, PresetError, Problem, load_preset
+from engine.presets.parse import load_preset
+from engine.presets.preset import Preset, PresetError, Problem
 from engine.spec import space
 
 

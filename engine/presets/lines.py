@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class KeyLocator:
@@ -80,11 +80,6 @@ class KeyLocator:
                     i = _to_eol(text, i)
 
 
-def dotted_key(path: Sequence[str]) -> str:
-    """A key path as the user would write it: bare keys plain, others quoted."""
-    return ".".join(k if _BARE_KEY.fullmatch(k) else toml_string(k) for k in path)
-
-
 def _to_eol(text: str, i: int) -> int:
     j = text.find("\n", i)
     return len(text) if j < 0 else j
@@ -106,7 +101,7 @@ def _parse_key(text: str, i: int) -> tuple[list[str], int]:
             parts.append(_unescape(raw) if quote == '"' else raw)
             i = j + 1
         else:
-            m = _BARE_KEY.match(text, i)
+            m = BARE_KEY.match(text, i)
             if not m:
                 break
             parts.append(m.group())
@@ -184,16 +179,3 @@ def _end_of_multiline(text: str, i: int) -> int:
             return j
         j += 1
     return len(text)
-
-
-def toml_string(text: str) -> str:
-    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    out = []
-    for ch in text:
-        if ch in escapes:
-            out.append(escapes[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.datasets import DataError
-from engine.presets.parse import PresetError
+from engine.presets import PresetError
 from engine.spec import ExitCode, TrialConfig, TrialStatus
 from engine.store import BadName, LeaseBusy, Store, StoreError, StudyRow, default_store_path
 from engine.study import report
@@ -59,8 +59,7 @@ def open_store(arg: str | None, *, readonly: bool = False) -> Iterator[Store]:
 # --- run / resume ----------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.presets.library import resolve_preset_arg
-    from engine.presets.parse import load_preset, with_overrides
+    from engine.presets import load_preset, resolve_preset_arg, with_overrides
     from engine.study import eta, strategies
 
     _check_name(args.name)
@@ -290,7 +289,7 @@ def _confirm_vault(study_id: int, number: int, val_acc: float | None,
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from engine.presets.library import find_presets
+    from engine.presets import find_presets
     from engine.study import strategies
 
     rows = []

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from engine.presets.parse import Preset
+from engine.presets import Preset
 from engine.store import Store, StoreError
 from engine.study import analysis, eta, report
 from tui import services as actions

@@ -12,8 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
-from engine.presets.library import user_presets_dir
-from engine.presets.parse import Preset, PresetError
+from engine.presets import Preset, PresetError, user_presets_dir
 from engine.spec import space
 from engine.store import StoreError
 from engine.study import strategies

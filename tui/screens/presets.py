@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
-from engine.presets.library import PresetInfo, find_presets
+from engine.presets import PresetInfo, find_presets
 from engine.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions

@@ -1,0 +1,254 @@
+"""The rows of the impact table: one-at-a-time (sensitivity), marginal (grid) and binned
+(random) groups of trials per value of a parameter, and the verdict on each row (docs/impact.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.study.studentized_range import studentized_range_quantile
+from engine.study.trials import Obs, by_config, canon, is_number, mean_std, plain
+
+MAX_BINS = 4
+MIN_PER_BIN = 3
+
+READINGS = {
+    "sensitivity": "one-at-a-time effects around the baseline",
+    "grid": "marginal averages over the other parameters",
+    "random": "marginal averages over quantile bins",
+    "single": "a single configuration: nothing was varied",
+}
+
+
+@dataclass(frozen=True)
+class ImpactRow:
+    param: str
+    values: list[Any]  # values (widths as lists), or bin labels for binned random rows
+    means: list[float | None]  # None: no data for that value yet
+    stds: list[float | None]
+    counts: list[int]
+    best: Any  # the best value (or bin label); None without data
+    effect: float  # max mean - min mean, as a fraction of accuracy
+    noise: float | None  # the study's pooled seed std
+    significant: bool
+    verdict: str  # "above noise" | "within noise" | "no seed repeats" | "too few values" | ...
+    threshold: float | None  # the effect needed to be significant; None when it cannot be judged
+    diverged: list[int]  # diverged trials per value
+    bins: list[tuple[float, float]] | None = None  # (low, high) per value for binned rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "param": self.param, "values": self.values, "means": self.means, "stds": self.stds,
+            "counts": self.counts, "best": self.best, "effect": self.effect, "noise": self.noise,
+            "significant": self.significant, "verdict": self.verdict,
+            "threshold": self.threshold, "diverged": self.diverged,
+            "bins": [list(b) for b in self.bins] if self.bins is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Impact:
+    strategy: str
+    reading: str
+    rows: list[ImpactRow]  # by effect, largest first (ties: by param name)
+    baseline_acc: tuple[float, float] | None  # (mean, std) of the baseline's trials, if any
+    noise: float | None = None
+    counted: int = 0  # trials that entered the table
+    left_out: int = 0  # failed or unfinished trials
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy, "reading": self.reading,
+            "baseline_acc": list(self.baseline_acc) if self.baseline_acc else None,
+            "noise": self.noise, "counted": self.counted, "left_out": self.left_out,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+@dataclass
+class _Groups:
+    """Trials (and configuration means, for random) per value of one parameter."""
+
+    values: list[Any]  # canonical values, row order
+    trials: dict[Any, list[Obs]] = field(default_factory=dict)
+    labels: list[Any] | None = None  # shown instead of values (bins)
+    bins: list[tuple[float, float]] | None = None
+
+
+def ordered_values(listed: Iterable[Any], first: Iterable[Any],
+                   observed: Iterable[Any]) -> list[Any]:
+    """Row order: numbers ascending; otherwise `first`, then listed, then observed extras."""
+    out: list[Any] = []
+    for v in [*first, *listed, *observed]:
+        if v not in out:
+            out.append(v)
+    if out and all(is_number(v) for v in out):
+        out.sort()
+    return out
+
+
+def listed_values(entry: Any) -> list[Any]:
+    """Values of a `vary` list, canonical; a range (Range or {"min", "max"}) lists nothing."""
+    if isinstance(entry, (list, tuple)):
+        return [canon(v) for v in entry]
+    return []
+
+
+def is_range(entry: Any) -> bool:
+    if isinstance(entry, Mapping):
+        return "min" in entry
+    return hasattr(entry, "min") and hasattr(entry, "max")
+
+
+def _group(values: list[Any], obs: Iterable[Obs], value_of: Callable[[Obs], Any]) -> _Groups:
+    g = _Groups(values, {v: [] for v in values})
+    for o in obs:
+        v = value_of(o)
+        for candidate in values:  # == rather than hashing: 10 and 10.0 are one value
+            if candidate == v:
+                g.trials[candidate].append(o)
+                break
+    return g
+
+
+def _differences(obs: list[Obs], baseline: dict[str, Any]) -> list[frozenset[str]]:
+    """For each trial, the keys where its configuration differs from the baseline."""
+    return [frozenset(k for k in set(o.config) | set(baseline)
+                      if o.config.get(k) != baseline.get(k)) for o in obs]
+
+
+def _sensitivity_groups(param: str, entry: Any, obs: list[Obs], diffs: list[frozenset[str]],
+                        baseline: dict[str, Any]) -> _Groups:
+    base_value = baseline.get(param)
+    # The baseline's trials (no difference) and those that differ in this parameter only.
+    mine = [o for o, d in zip(obs, diffs, strict=True) if param in o.config and d <= {param}]
+    first = [base_value] if base_value is not None else []
+    values = ordered_values(listed_values(entry), first, (o.config[param] for o in mine))
+    return _group(values, mine, lambda o: o.config[param])
+
+
+def _marginal_groups(param: str, entry: Any, obs: list[Obs]) -> _Groups:
+    mine = [o for o in obs if param in o.config]
+    values = ordered_values(listed_values(entry), [], (o.config[param] for o in mine))
+    return _group(values, mine, lambda o: o.config[param])
+
+
+def _bin_bounds(config_values: list[float]) -> list[tuple[float, float]] | None:
+    """Quantile bins of one value per configuration; None when binning would not help."""
+    vals = sorted(config_values)
+    n_bins = min(MAX_BINS, len(vals) // MIN_PER_BIN)
+    if n_bins < 2 or len(set(vals)) <= n_bins:
+        return None
+    cuts: list[int] = []
+    for i in range(1, n_bins):
+        cut = round(i * len(vals) / n_bins)
+        while 0 < cut < len(vals) and vals[cut] == vals[cut - 1]:
+            cut += 1  # equal values stay in one bin
+        if 0 < cut < len(vals) and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
+    edges = [0, *cuts, len(vals)]
+    return [(vals[a], vals[b - 1]) for a, b in itertools.pairwise(edges)]
+
+
+def _label(lo: float, hi: float) -> str:
+    return f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
+
+
+def _random_groups(param: str, entry: Any, obs: list[Obs]) -> _Groups:
+    mine = [o for o in obs if param in o.config]
+    per_config = {o.key: o.config[param] for o in mine}
+    numeric = all(is_number(v) for v in per_config.values())
+    bins = _bin_bounds(list(per_config.values())) if is_range(entry) and numeric else None
+    if bins is None:
+        return _marginal_groups(param, entry, obs)
+    labels = [_label(lo, hi) for lo, hi in bins]
+    # Bins are sorted and cover every sampled value: the first whose top reaches v holds it.
+    g = _group(list(range(len(bins))), mine,
+               lambda o: next(i for i, (_, hi) in enumerate(bins) if o.config[param] <= hi))
+    g.labels, g.bins = labels, bins
+    return g
+
+
+def _config_spread(g: _Groups) -> tuple[float | None, int, list[int]]:
+    """Pooled std of configuration means within each value, its dof, configurations per value."""
+    squares: list[float] = []
+    sizes: list[int] = []
+    for v in g.values:
+        means = [mean_std([o.acc for o in group])[0] for group in by_config(g.trials[v]).values()]
+        sizes.append(len(means))
+        if len(means) >= 2:
+            m = math.fsum(means) / len(means)
+            squares.extend((x - m) ** 2 for x in means)
+    dof = sum(max(n - 1, 0) for n in sizes)
+    if dof == 0:
+        return None, 0, sizes
+    return math.sqrt(math.fsum(squares) / dof), dof, sizes
+
+
+def _verdict(means: list[float | None], sizes: list[int], sigma: float | None, dof: int,
+             missing: str) -> tuple[bool, str, float | None]:
+    """(significant, verdict, threshold) by Tukey-Kramer on the extreme pair (docs/impact.md)."""
+    have = {i: m for i, m in enumerate(means) if m is not None}
+    if len(have) < 2:
+        return False, "too few values", None
+    if sigma is None or dof < 1:
+        return False, missing, None
+    hi = max(have, key=lambda i: (have[i], -i))
+    lo = min(have, key=lambda i: (have[i], i))
+    effect = have[hi] - have[lo]
+    q = studentized_range_quantile(len(have), dof)
+    threshold = q * sigma * math.sqrt((1 / sizes[hi] + 1 / sizes[lo]) / 2)
+    significant = effect > threshold
+    return significant, "above noise" if significant else "within noise", threshold
+
+
+def _row(param: str, g: _Groups, noise: float | None, noise_dof: int, random: bool) -> ImpactRow:
+    means: list[float | None] = []
+    stds: list[float | None] = []
+    counts: list[int] = []
+    diverged: list[int] = []
+    for v in g.values:
+        accs = [o.acc for o in g.trials[v]]
+        mean, std = mean_std(accs) if accs else (None, None)
+        means.append(mean)
+        stds.append(std)
+        counts.append(len(accs))
+        diverged.append(sum(o.diverged for o in g.trials[v]))
+    shown = g.labels if g.labels is not None else [plain(v) for v in g.values]
+    have = {i: m for i, m in enumerate(means) if m is not None}
+    best_i = max(have, key=lambda i: (have[i], -i)) if have else None
+    effect = max(have.values()) - min(have.values()) if have else 0.0
+    if random:
+        sigma, dof, sizes = _config_spread(g)
+        significant, verdict, threshold = _verdict(means, sizes, sigma, dof, "too few samples")
+    else:
+        significant, verdict, threshold = _verdict(means, counts, noise, noise_dof,
+                                                   "no seed repeats")
+    return ImpactRow(
+        param=param, values=list(shown), means=means, stds=stds, counts=counts,
+        best=shown[best_i] if best_i is not None else None, effect=effect, noise=noise,
+        significant=significant, verdict=verdict, threshold=threshold, diverged=diverged,
+        bins=g.bins,
+    )
+
+
+def impact_rows(strategy: str, vary: Mapping[str, Any], obs: list[Obs], base: dict[str, Any],
+                noise: float | None, noise_dof: int) -> list[ImpactRow]:
+    """One row per parameter of `vary` (none for a single study), by effect, largest first."""
+    rows: list[ImpactRow] = []
+    diffs = _differences(obs, base) if strategy == "sensitivity" else []
+    if strategy != "single":
+        for param, entry in vary.items():
+            if strategy == "sensitivity":
+                g = _sensitivity_groups(param, entry, obs, diffs, base)
+            elif strategy == "grid":
+                g = _marginal_groups(param, entry, obs)
+            else:
+                g = _random_groups(param, entry, obs)
+            rows.append(_row(param, g, noise, noise_dof, random=strategy == "random"))
+    rows.sort(key=lambda r: (-r.effect, r.param))
+    return rows
