@@ -18,14 +18,10 @@ from typing import Any
 import torch
 
 from engine.train.data import Splits
-from engine.train.population.state import (
-    _batch,
-    _epoch_data,
-    _Population,
-    _segment_steps,
-    _val_chunk,
-)
-from engine.train.population.step import FlatStep, Program, StepFn, Stepper, ValProgram
+from engine.train.population.batching import _batch, _epoch_data, _segment_steps
+from engine.train.population.program import Program, StepFn, ValProgram
+from engine.train.population.state import FlatStep, Stepper, _functional, _Population
+from engine.train.population.validation import _val_chunk
 
 # Auto-compile: only where the time it saves exceeds what it costs. Measured here (notebook
 # network, 41 parameters, one core): a step takes ~110 us + ~0.7 us per trial eager and
@@ -96,15 +92,6 @@ def _steppers(pop: _Population, splits: Splits, device: torch.device, compile: b
         flat = FlatStep(pop)
         return flat, flat
     return _functional(pop, compiled), _functional(pop, pop.program)
-
-
-def _functional(pop: _Population, fn: StepFn) -> Stepper:
-    """A step program that returns the new state (Program, or its compiled version) as a
-    Stepper."""
-    def step(x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
-             weight: torch.Tensor) -> None:
-        pop.state = list(fn(*pop.state, *pop.consts, x, y, eta, bc2s, weight))
-    return step
 
 
 def _compiled_step(pop: _Population, splits: Splits, device: torch.device,

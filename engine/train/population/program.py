@@ -2,9 +2,8 @@
 
 A group's Spec, the elementwise math (activations, losses and their hand-written gradients), the
 narrow (trial last) and wide (trial first) layouts, the step program (`Program`: forward,
-backward, optimizer update, freezing), the narrow validation program (`ValProgram`) and the
-eager step on flat buffers (`FlatStep`). Pure tensor math on flat arguments, kept apart from the
-population's state, its data and the compiler so that it can be read, tested and traced as one
+backward, optimizer update, freezing) and the narrow validation program (`ValProgram`). Pure
+tensor math on flat arguments, kept apart from the population's state, its data and the compiler so that it can be read, tested and traced as one
 unit; `engine.train.population.loop` (see its docstring for the layouts' rules) drives it.
 """
 
@@ -14,14 +13,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 import torch
 
 from engine.spec.config import TrialConfig
-
-if TYPE_CHECKING:
-    from engine.train.population.state import _Population
 
 _EPS = 1e-8
 
@@ -209,8 +204,6 @@ _LAYOUTS: dict[str, type[_Narrow] | type[_Wide]] = {"narrow": _Narrow, "wide": _
 
 Tensors = list[torch.Tensor]
 StepFn = Callable[..., tuple[torch.Tensor, ...]]
-# step(x, y, eta, bc2s, weight): one training step of a population, updating pop.state
-Stepper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 class Program:
@@ -369,68 +362,3 @@ def _update(
     base = p * hp["decay"] if spec.decoupled else p
     return base - eta * direction, m, v, u
 
-
-# --- the eager step on flat buffers -------------------------------------------------------------
-
-
-def _flatten(tensors: Tensors, narrow: bool) -> tuple[torch.Tensor, Tensors]:
-    """One buffer holding `tensors` (copied) and views of it shaped like them: [P, N] with the
-    trial last (narrow), [N, P] with the trial first (wide)."""
-    n = tensors[0].shape[-1] if narrow else tensors[0].shape[0]
-    rows = [t.numel() // n for t in tensors]
-    flat = (torch.cat([t.reshape(-1, n) for t in tensors]) if narrow
-            else torch.cat([t.reshape(n, -1) for t in tensors], dim=1))
-    views, start = [], 0
-    for t, r in zip(tensors, rows, strict=True):
-        part = flat[start : start + r] if narrow else flat[:, start : start + r]
-        views.append(part.view(t.shape))
-        start += r
-    return flat, views
-
-
-class FlatStep:
-    """The eager step: Program's math, with the parameters, their gradients and the optimizer
-    state each in one flat buffer, updated in place.
-
-    Eagerly a step costs mostly per-op dispatch (~2 us an op at these sizes), so the optimizer
-    update, the finiteness check and the freezing run once over all parameters instead of once
-    per parameter tensor (with the other whole-process changes, the notebook's step went from 69
-    ops to 47, a group mixing three optimizers, three activations and two losses from 153 to
-    77). The numbers are Program's, bit for bit (a test checks it); only the finiteness sum
-    adds the parameters in another order (it only decides finite or not).
-
-    It takes over the population's parameters: pop.state's parameters become views of its
-    buffer, so validation and weights_of read them as before; the optimizer state lives here.
-    Called as step(x, y, eta, bc2s, weight), it updates pop.state in place.
-    """
-
-    def __init__(self, pop: _Population) -> None:
-        self.pop, self.program, self.spec = pop, pop.program, pop.spec
-        n_params = 2 * pop.spec.depth
-        self.p, views = _flatten(pop.state[:n_params], pop.narrow)
-        pop.state[:n_params] = views
-        self.params = views
-        self.g, self.grad_views = _flatten([torch.zeros_like(v) for v in views], pop.narrow)
-        m_slot, v_slot, u_slot = (pop.program.slices[i] for i in (1, 2, 3))
-        self.m, self.v, self.u = (torch.zeros_like(self.p) if sl.stop > sl.start else None
-                                  for sl in (m_slot, v_slot, u_slot))
-        self.hp = dict(zip(pop.program.keys, pop.consts, strict=True))
-        # per-trial vectors broadcast against [P, N] as they are; against [N, P] as [N, 1]
-        self.hp_flat = self.hp if pop.narrow else {
-            k: t.view(pop.np, 1) for k, t in self.hp.items() if t.shape[1:] == (1, 1)}
-        self.trial_dim = 0 if pop.narrow else 1  # the flat buffer's parameter dimension
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
-                 weight: torch.Tensor) -> None:
-        pop = self.pop
-        batch_loss, _ = self.program._loss_and_grads(self.params, self.hp, x, y, self.grad_views)
-        if not pop.narrow:
-            batch_loss, eta = batch_loss.view(pop.np), eta.view(pop.np, 1)
-        new_p, self.m, self.v, self.u = _update(self.spec, self.p, self.g, self.m, self.v,
-                                                self.u, self.hp_flat, eta, bc2s)
-        # a trial whose loss or new weights are non-finite stops here, keeping its old weights
-        total = new_p.sum(self.trial_dim) + batch_loss
-        still = pop.state[-2].view(pop.np) & torch.isfinite(total)
-        torch.where(still if pop.narrow else still.view(pop.np, 1), new_p, self.p, out=self.p)
-        pop.state[-2] = still.view(pop.vshape)
-        pop.state[-1].add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
