@@ -157,14 +157,14 @@ def test_flat_eager_step_is_the_step_program_op_for_op(splits, layout):
 
     group = next(g for g in group_trials(mixed_trials()) if g.layout == layout)
     steps = []
-    for make in (pop_mod.FlatStep, lambda p: pop_mod._functional(p, p.program)):
-        pop = pop_mod._Population(group, splits.n_features, torch.device("cpu"))
+    for make in (pop_mod.FlatStep, lambda p: pop_mod.functional_step(p, p.program)):
+        pop = pop_mod.Population(group, splits.n_features, torch.device("cpu"))
         step = make(pop)
         batch = pop.configs[0].batch_size
         perms = pop.perms([True] * pop.n, len(splits.train))
-        xs, ys = pop_mod._epoch_data(pop, splits.train.x.t().contiguous(), splits.train.y,
+        xs, ys = pop_mod.epoch_data(pop, splits.train.x.t().contiguous(), splits.train.y,
                                      perms[:, : 5 * batch])
-        xbs, ybs = pop_mod._batches(pop, xs, ys, batch)
+        xbs, ybs = pop_mod.batches(pop, xs, ys, batch)
         eta, bc2s = pop.step_sizes(5)
         pop.state[-2] = pop.vec([True] * pop.n, torch.bool)
         pop.state[-1] = torch.zeros(pop.vshape, dtype=torch.float64)
@@ -206,7 +206,7 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
     from engine.train.population import loop as pop_mod
 
     saved: list = []
-    make = pop_mod._steppers
+    make = pop_mod.steppers
 
     def steppers(pop, splits, device, compile):
         step, rest_step = make(pop, splits, device, compile)
@@ -223,7 +223,7 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
 
         return recording(step), recording(rest_step)
 
-    monkeypatch.setattr(pop_mod, "_steppers", steppers)
+    monkeypatch.setattr(pop_mod, "steppers", steppers)
     return saved
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from engine.train.population.state import _Population
+from engine.train.population.state import Population
 
 EPOCH_DATA_BYTES = 64 << 20  # shuffled training data gathered at once (a whole epoch, mostly)
 
 
-def _epoch_data(pop: _Population, x_t: torch.Tensor, y: torch.Tensor, perms: torch.Tensor
+def epoch_data(pop: Population, x_t: torch.Tensor, y: torch.Tensor, perms: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One gather for many steps: the samples `perms` [N, k] in the step layout.
 
@@ -29,19 +29,20 @@ def _epoch_data(pop: _Population, x_t: torch.Tensor, y: torch.Tensor, perms: tor
     return x_sel.view(n, k, -1), y_sel
 
 
-def _batch(pop: _Population, xs: torch.Tensor, ys: torch.Tensor, lo: int, hi: int
+def batch_slice(pop: Population, xs: torch.Tensor, ys: torch.Tensor, lo: int, hi: int
            ) -> tuple[torch.Tensor, torch.Tensor]:
     if pop.narrow:
         return xs[lo:hi], ys[lo:hi]
     return xs[:, lo:hi], ys[lo:hi]
 
 
-def _segment_steps(pop: _Population, batch: int, full: int, n_features: int) -> int:
+def segment_steps(pop: Population, batch: int, full: int, n_features: int) -> int:
     """Steps per gather: the whole epoch, unless its data would pass EPOCH_DATA_BYTES."""
     return max(1, min(full, EPOCH_DATA_BYTES // (pop.np * batch * (n_features + 1) * 4)))
 
 
-def _batches(pop: _Population, xs: torch.Tensor, ys: torch.Tensor, batch: int
+def batches(pop: Population, xs: torch.Tensor, ys: torch.Tensor, batch: int
              ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """The steps' batches of a gathered segment, as _batch slices them (one op, not 2 a step)."""
+    """The steps' batches of a gathered segment, as batch_slice slices them (one op, not two a
+    step)."""
     return xs.split(batch, dim=0 if pop.narrow else 1), ys.split(batch)

@@ -42,16 +42,16 @@ from engine.train.data import Splits
 # import from here are re-exported.
 from engine.train.population.batching import (  # noqa: F401
     EPOCH_DATA_BYTES,
-    _batches,
-    _epoch_data,
-    _segment_steps,
+    batches,
+    epoch_data,
+    segment_steps,
 )
 from engine.train.population.compiled import (  # noqa: F401
     COMPILE_COST_S,
     SAVED_PER_STEP_S,
-    _steppers,
     compile_available,
     should_compile,
+    steppers,
 )
 from engine.train.population.grouping import (  # noqa: F401
     LANES,
@@ -72,11 +72,11 @@ from engine.train.population.program import (  # noqa: F401
 from engine.train.population.state import (  # noqa: F401
     PERM_THREADS,
     FlatStep,
+    Population,
     Stepper,
-    _functional,
-    _Population,
+    functional_step,
 )
-from engine.train.population.validation import VAL_BYTES, VAL_BYTES_GPU, _validate  # noqa: F401
+from engine.train.population.validation import VAL_BYTES, VAL_BYTES_GPU, validate  # noqa: F401
 from engine.train.reference import EpochMetrics, Trial, TrialOutcome
 
 POLL_S = 0.2  # how often should_stop is asked
@@ -108,7 +108,7 @@ class _Clock:
                 raise Stopped()
 
 
-def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Stepper,
+def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Stepper,
                  on_epoch: OnEpoch | None, clock: _Clock) -> list[TrialOutcome]:
     """Train one population for its longest trial's epochs, reporting each epoch."""
     batch, n_train = pop.configs[0].batch_size, len(splits.train)
@@ -118,7 +118,7 @@ def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Ste
     full = n_train // batch
     rest = n_train - full * batch
     weight = torch.tensor(batch / n_train, dtype=torch.float64, device=pop.device)
-    seg = _segment_steps(pop, batch, full, x_t.shape[0])
+    seg = segment_steps(pop, batch, full, x_t.shape[0])
     for epoch in range(max(pop.epochs)):
         training = [pop.alive[n] and pop.epochs[n] > epoch for n in range(pop.n)]
         pop.state[-2] = pop.vec(training, torch.bool)
@@ -128,13 +128,13 @@ def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Ste
         etas, bc2ss = eta.unbind(0), bc2s.unbind(0)
         for first in range(0, full, seg):
             count = min(seg, full - first)
-            xs, ys = _epoch_data(pop, x_t, y, perms[:, first * batch : (first + count) * batch])
-            xbs, ybs = _batches(pop, xs, ys, batch)
+            xs, ys = epoch_data(pop, x_t, y, perms[:, first * batch : (first + count) * batch])
+            xbs, ybs = batches(pop, xs, ys, batch)
             for s in range(count):
                 step(xbs[s], ybs[s], etas[first + s], bc2ss[first + s], weight)
                 clock.check()
         if rest:  # the partial last batch has another shape: never compiled
-            xb, yb = _epoch_data(pop, x_t, y, perms[:, full * batch :])
+            xb, yb = epoch_data(pop, x_t, y, perms[:, full * batch :])
             w_rest = torch.tensor(rest / n_train, dtype=torch.float64, device=pop.device)
             rest_step(xb, yb, etas[-1], bc2ss[-1], w_rest)
         pop.steps_done += full + (rest > 0)
@@ -143,7 +143,7 @@ def _train_group(pop: _Population, splits: Splits, step: Stepper, rest_step: Ste
     return outcomes
 
 
-def _finish_epoch(pop: _Population, splits: Splits, epoch: int, training: list[bool],
+def _finish_epoch(pop: Population, splits: Splits, epoch: int, training: list[bool],
                   outcomes: list[TrialOutcome], on_epoch: OnEpoch | None,
                   clock: _Clock | None = None) -> None:
     """Record the epoch's metrics and statuses, then report them in one callback."""
@@ -153,7 +153,7 @@ def _finish_epoch(pop: _Population, splits: Splits, epoch: int, training: list[b
     report = []
     cpu_params: Tensors = []
     check = clock.check if clock is not None else None
-    validated = _validate(pop, splits.val, which, check)
+    validated = validate(pop, splits.val, which, check)
     for n, (val_loss, val_acc) in zip(which, validated, strict=True):
         out = outcomes[n]
         diverged = not still[n]
@@ -230,8 +230,8 @@ def train_population(
     results: dict[int, TrialOutcome] = {}
     with torch.no_grad(), _one_thread(device), _gc_paused():
         for group in group_trials(trials, device):
-            pop = _Population(group, splits.n_features, device)
-            step, rest_step = _steppers(pop, splits, device, compile)
+            pop = Population(group, splits.n_features, device)
+            step, rest_step = steppers(pop, splits, device, compile)
             outcomes = _train_group(pop, splits, step, rest_step, on_epoch, clock)
             results.update(zip(group.indices, outcomes, strict=True))
     return [results[i] for i in range(len(trials))]

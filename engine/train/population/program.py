@@ -3,8 +3,8 @@
 A group's Spec, the elementwise math (activations, losses and their hand-written gradients), the
 narrow (trial last) and wide (trial first) layouts, the step program (`Program`: forward,
 backward, optimizer update, freezing) and the narrow validation program (`ValProgram`). Pure
-tensor math on flat arguments, kept apart from the population's state, its data and the compiler so that it can be read, tested and traced as one
-unit; `engine.train.population.loop` (see its docstring for the layouts' rules) drives it.
+tensor math on flat arguments, kept apart from the population's state, its data and the compiler
+so that it can be read, tested and traced as one unit; `engine.train.population.loop` (see its docstring for the layouts' rules) drives it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Spec:
     unit_mask: bool  # padded units and a sigmoid activation: mask the padded activations
 
 
-def _spec_for(configs: Sequence[TrialConfig], layout: str, padded: bool) -> Spec:
+def spec_for(configs: Sequence[TrialConfig], layout: str, padded: bool) -> Spec:
     optims = {"adam" if c.optimizer == "adamw" else c.optimizer for c in configs}
     acts = tuple(sorted({c.activation for c in configs}))
     return Spec(
@@ -236,11 +236,12 @@ class Program:
         k = self.n_state + len(self.keys)
         hp = dict(zip(self.keys, args[self.n_state : k], strict=True))
         x, y, eta, bc2s, weight = args[k : k + 5]
-        batch_loss, grads = self._loss_and_grads(params, hp, x, y)
+        batch_loss, grads = self.loss_and_grads(params, hp, x, y)
         new_p, new_m, new_v, new_u = [], [], [], []
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            p2, m2, v2, u2 = _update(spec, p, g, m[i] if m else None, v[i] if v else None,
-                                     u[i] if u else None, hp, eta, bc2s)
+            p2, m2, v2, u2 = optimizer_update(spec, p, g, m[i] if m else None,
+                                              v[i] if v else None, u[i] if u else None, hp, eta,
+                                              bc2s)
             new_p.append(p2)
             new_m += [m2] if m2 is not None else []
             new_v += [v2] if v2 is not None else []
@@ -254,7 +255,7 @@ class Program:
         acc = acc + batch_loss.to(acc.dtype) * weight
         return (*out_p, *new_m, *new_v, *new_u, still, acc)
 
-    def _loss_and_grads(self, params: Tensors, hp: dict[str, torch.Tensor], x: torch.Tensor,
+    def loss_and_grads(self, params: Tensors, hp: dict[str, torch.Tensor], x: torch.Tensor,
                         y: torch.Tensor, grad_out: Tensors | None = None
                         ) -> tuple[torch.Tensor, Tensors]:
         """Per-trial mean batch loss and the gradients of every parameter (written into
@@ -310,14 +311,14 @@ class ValProgram:
         k = self.n_params + len(self.keys)
         hp = dict(zip(self.keys, args[self.n_params : k], strict=True))
         a, ys = args[k], args[k + 1]
-        z = _forward_spec(self.spec, params, a, hp)
+        z = forward(self.spec, params, a, hp)
         le = _select(self.spec.losses, hp, partial(_loss_value, z=z, y=ys))
         hits = (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
         return le.sum((0, 1), dtype=torch.float64), hits
 
 
-def _forward_spec(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, torch.Tensor]
-                  ) -> torch.Tensor:
+def forward(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, torch.Tensor]
+            ) -> torch.Tensor:
     """Logits of a population on inputs `a` in its layout. Padded units need no mask here:
     their outgoing weights are zero."""
     lay = _LAYOUTS[spec.layout]
@@ -329,7 +330,7 @@ def _forward_spec(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, to
     return z
 
 
-def _update(
+def optimizer_update(
     spec: Spec, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor | None, v: torch.Tensor | None,
     u: torch.Tensor | None, hp: dict[str, torch.Tensor], eta: torch.Tensor, bc2s: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:

@@ -1,8 +1,8 @@
 """A population's stacked state and the eager steps that update it.
 
-`_Population` holds one group's tensors on one device (parameters, optimizer state, per-trial
+`Population` holds one group's tensors on one device (parameters, optimizer state, per-trial
 hyperparameters, generators, step sizes, shuffles). `FlatStep` (the eager step on flat buffers)
-and `_functional` (a step program as a step) are the two ways a step updates that state.
+and `functional_step` (a step program as a step) are the two ways a step updates that state.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from engine.train.population.program import (
     StepFn,
     Tensors,
     ValProgram,
-    _spec_for,
-    _update,
+    optimizer_update,
+    spec_for,
 )
 from engine.train.reference import init_weights
 
@@ -34,7 +34,7 @@ _RMS_ALPHA = 0.99
 # --- a population: stacked state ---------------------------------------------------------------
 
 
-class _Population:
+class Population:
     """The stacked tensors of one group on one device (np >= n: padded with idle trials)."""
 
     def __init__(self, group: Group, n_features: int, device: torch.device) -> None:
@@ -49,7 +49,7 @@ class _Population:
             hidden = [-(-w // WIDE_QUANTUM) * WIDE_QUANTUM for w in hidden]
         self.sizes = [n_features, *hidden, 1]
         padded = any(list(c.hidden) != hidden for c in self.configs)
-        self.spec = _spec_for(self.configs, group.layout, padded)
+        self.spec = spec_for(self.configs, group.layout, padded)
         self.generators = [torch.Generator().manual_seed(t.seed) for t in group.trials]
         self.hp = self._hyper()
         self.program = Program(self.spec, sorted(self.hp))
@@ -215,7 +215,7 @@ class FlatStep:
     Called as step(x, y, eta, bc2s, weight), it updates pop.state in place.
     """
 
-    def __init__(self, pop: _Population) -> None:
+    def __init__(self, pop: Population) -> None:
         self.pop, self.program, self.spec = pop, pop.program, pop.spec
         n_params = 2 * pop.spec.depth
         self.p, views = _flatten(pop.state[:n_params], pop.narrow)
@@ -234,10 +234,10 @@ class FlatStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
                  weight: torch.Tensor) -> None:
         pop = self.pop
-        batch_loss, _ = self.program._loss_and_grads(self.params, self.hp, x, y, self.grad_views)
+        batch_loss, _ = self.program.loss_and_grads(self.params, self.hp, x, y, self.grad_views)
         if not pop.narrow:
             batch_loss, eta = batch_loss.view(pop.np), eta.view(pop.np, 1)
-        new_p, self.m, self.v, self.u = _update(self.spec, self.p, self.g, self.m, self.v,
+        new_p, self.m, self.v, self.u = optimizer_update(self.spec, self.p, self.g, self.m, self.v,
                                                 self.u, self.hp_flat, eta, bc2s)
         # a trial whose loss or new weights are non-finite stops here, keeping its old weights
         total = new_p.sum(self.trial_dim) + batch_loss
@@ -247,7 +247,7 @@ class FlatStep:
         pop.state[-1].add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
 
 
-def _functional(pop: _Population, fn: StepFn) -> Stepper:
+def functional_step(pop: Population, fn: StepFn) -> Stepper:
     """A step program that returns the new state (Program, or its compiled version) as a
     Stepper."""
     def step(x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,

@@ -10,8 +10,8 @@ import torch
 
 from engine.train.data import Split
 from engine.train.population.grouping import LANES
-from engine.train.population.program import _forward_spec, _loss_value, _select
-from engine.train.population.state import _Population
+from engine.train.population.program import _loss_value, _select, forward
+from engine.train.population.state import Population
 
 VAL_BYTES = 2 << 20  # one validation chunk's widest activation on CPU: stays in cache
 VAL_BYTES_GPU = 256 << 20  # on a GPU, fewer and larger chunks
@@ -21,7 +21,7 @@ Check = Callable[[], None]  # called between chunks of work; may raise Stopped
 
 
 @torch.no_grad()
-def _validate(pop: _Population, val: Split, which: list[int], check: Check | None = None
+def validate(pop: Population, val: Split, which: list[int], check: Check | None = None
               ) -> list[tuple[float, float]]:
     """(val loss, val acc) of trials `which`, in cache-sized chunks (`check` between them: a
     large validation split takes seconds)."""
@@ -33,11 +33,11 @@ def _validate(pop: _Population, val: Split, which: list[int], check: Check | Non
     return list(zip((loss_sum / n_val).tolist(), (hits / n_val).tolist(), strict=True))
 
 
-def _val_bytes(pop: _Population) -> int:
+def _val_bytes(pop: Population) -> int:
     return VAL_BYTES if pop.device.type == "cpu" else VAL_BYTES_GPU
 
 
-def _val_chunk(pop: _Population, n_val: int) -> int:
+def val_chunk(pop: Population, n_val: int) -> int:
     """Samples per validation chunk of a narrow population (its widest product fits the budget)."""
     widest = max(o * i for i, o in itertools.pairwise(pop.sizes))
     return min(n_val, max(1, _val_bytes(pop) // (widest * pop.np * 4)))
@@ -47,12 +47,12 @@ def _no_check() -> None:
     pass
 
 
-def _validate_narrow(pop: _Population, val: Split, which: list[int], check: Check
+def _validate_narrow(pop: Population, val: Split, which: list[int], check: Check
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every lane at once with the training forward, so that, as in training, a trial's numbers
     do not depend on its position or its neighbours (a batched matmul does not promise that)."""
     x, y = val.x.to(pop.device), val.y.to(pop.device)
-    chunk = _val_chunk(pop, len(val))
+    chunk = val_chunk(pop, len(val))
     loss_sum = torch.zeros(pop.np, dtype=torch.float64, device=pop.device)
     hits = torch.zeros(pop.np, dtype=torch.float64, device=pop.device)
     for s0 in range(0, len(val), chunk):
@@ -66,7 +66,7 @@ def _validate_narrow(pop: _Population, val: Split, which: list[int], check: Chec
     return loss_sum[idx], hits[idx]
 
 
-def _validate_wide(pop: _Population, val: Split, which: list[int], check: Check
+def _validate_wide(pop: Population, val: Split, which: list[int], check: Check
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """All lanes with batched matmuls, in chunks of LANES trials and of samples to bound memory;
     the loss trial-last, as in training."""
@@ -84,7 +84,7 @@ def _validate_wide(pop: _Population, val: Split, which: list[int], check: Check
         for s0 in range(0, len(val), s_chunk):
             a = x[s0 : s0 + s_chunk].expand(t_chunk, -1, -1)
             ys = y[s0 : s0 + s_chunk].view(-1, 1, 1)
-            z = _forward_spec(pop.spec, params, a, hp).permute(1, 2, 0).contiguous()  # [S, 1, t]
+            z = forward(pop.spec, params, a, hp).permute(1, 2, 0).contiguous()  # [S, 1, t]
             le = _select(pop.spec.losses, hp, partial(_loss_value, z=z, y=ys))
             loss_sum[sl] += le.sum((0, 1), dtype=torch.float64)
             hits[sl] += (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
