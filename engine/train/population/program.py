@@ -311,10 +311,16 @@ class ValProgram:
         k = self.n_params + len(self.keys)
         hp = dict(zip(self.keys, args[self.n_params : k], strict=True))
         a, ys = args[k], args[k + 1]
-        z = forward(self.spec, params, a, hp)
-        le = _select(self.spec.losses, hp, partial(_loss_value, z=z, y=ys))
-        hits = (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
-        return le.sum((0, 1), dtype=torch.float64), hits
+        return val_sums(self.spec, hp, forward(self.spec, params, a, hp), ys)
+
+
+def val_sums(spec: Spec, hp: dict[str, torch.Tensor], z: torch.Tensor, y: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss sum [N], hits [N]) in float64 of trial-last logits z [c, 1, N] against y [c, 1, 1],
+    each trial with its own loss."""
+    le = _select(spec.losses, hp, partial(_loss_value, z=z, y=y))
+    hits = (torch.round(torch.sigmoid(z)) == y).sum((0, 1), dtype=torch.float64)
+    return le.sum((0, 1), dtype=torch.float64), hits
 
 
 def forward(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, torch.Tensor]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from functools import partial
 
 import torch
 
 from engine.train.data import Split
 from engine.train.population.grouping import LANES
-from engine.train.population.program import _loss_value, _select, forward
+from engine.train.population.program import forward, val_sums
 from engine.train.population.state import Population
 
 VAL_BYTES = 2 << 20  # one validation chunk's widest activation on CPU: stays in cache
@@ -85,9 +84,9 @@ def _validate_wide(pop: Population, val: Split, which: list[int], check: Check
             a = x[s0 : s0 + s_chunk].expand(t_chunk, -1, -1)
             ys = y[s0 : s0 + s_chunk].view(-1, 1, 1)
             z = forward(pop.spec, params, a, hp).permute(1, 2, 0).contiguous()  # [S, 1, t]
-            le = _select(pop.spec.losses, hp, partial(_loss_value, z=z, y=ys))
-            loss_sum[sl] += le.sum((0, 1), dtype=torch.float64)
-            hits[sl] += (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
+            chunk_loss, chunk_hits = val_sums(pop.spec, hp, z, ys)
+            loss_sum[sl] += chunk_loss
+            hits[sl] += chunk_hits
             check()
     idx = torch.tensor(which, device=pop.device)
     return loss_sum[idx], hits[idx]
