@@ -166,12 +166,12 @@ def test_flat_eager_step_is_the_step_program_op_for_op(splits, layout):
                                      perms[:, : 5 * batch])
         xbs, ybs = pop_mod.batches(pop, xs, ys, batch)
         eta, bc2s = pop.step_sizes(5)
-        pop.state[-2] = pop.vec([True] * pop.n, torch.bool)
-        pop.state[-1] = torch.zeros(pop.vshape, dtype=torch.float64)
+        pop.active = pop.vec([True] * pop.n, torch.bool)
+        pop.loss_sum = torch.zeros(pop.vshape, dtype=torch.float64)
         with torch.no_grad():
             for s in range(5):
                 step(xbs[s], ybs[s], eta[s], bc2s[s], torch.tensor(0.05, dtype=torch.float64))
-        steps.append([*pop.params, pop.state[-2], pop.state[-1]])
+        steps.append([*pop.params, pop.active, pop.loss_sum])
     for a, b in zip(*steps, strict=True):
         assert torch.equal(a, b)
 
@@ -217,7 +217,7 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
         def recording(inner):
             def call(*args):
                 inner(*args)
-                if bool(pop.state[-2].reshape(-1)[row]):
+                if bool(pop.active.reshape(-1)[row]):
                     saved.append(pop.weights_of(row, [p.detach().clone() for p in pop.params]))
             return call
 

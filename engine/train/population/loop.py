@@ -121,8 +121,8 @@ def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Step
     seg = segment_steps(pop, batch, full, x_t.shape[0])
     for epoch in range(max(pop.epochs)):
         training = [pop.alive[n] and pop.epochs[n] > epoch for n in range(pop.n)]
-        pop.state[-2] = pop.vec(training, torch.bool)
-        pop.state[-1] = torch.zeros(pop.vshape, dtype=torch.float64, device=pop.device)
+        pop.active = pop.vec(training, torch.bool)
+        pop.loss_sum = torch.zeros(pop.vshape, dtype=torch.float64, device=pop.device)
         perms = pop.perms(training, n_train, clock.check)
         eta, bc2s = pop.step_sizes(full + (rest > 0))
         etas, bc2ss = eta.unbind(0), bc2s.unbind(0)
@@ -147,8 +147,8 @@ def _finish_epoch(pop: Population, splits: Splits, epoch: int, training: list[bo
                   outcomes: list[TrialOutcome], on_epoch: OnEpoch | None,
                   clock: _Clock | None = None) -> None:
     """Record the epoch's metrics and statuses, then report them in one callback."""
-    still = pop.state[-2].reshape(-1).tolist()
-    losses = pop.state[-1].reshape(-1).tolist()
+    still = pop.active.reshape(-1).tolist()
+    losses = pop.loss_sum.reshape(-1).tolist()
     which = [n for n in range(pop.n) if training[n]]
     report = []
     cpu_params: Tensors = []

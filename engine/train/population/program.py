@@ -205,6 +205,11 @@ _LAYOUTS: dict[str, type[_Narrow] | type[_Wide]] = {"narrow": _Narrow, "wide": _
 Tensors = list[torch.Tensor]
 StepFn = Callable[..., tuple[torch.Tensor, ...]]
 
+# The last two slots of a step's state (Program's arguments and results, Population.state), per
+# trial in the layout's vector shape:
+ACTIVE = -2  # bool: trains this epoch and has stayed finite
+LOSS_SUM = -1  # float64: the epoch's training loss so far (each batch's loss times its share)
+
 
 class Program:
     """The step program of a Spec: forward, hand-written backward, optimizer update, freezing.
@@ -212,10 +217,10 @@ class Program:
     It works on flat tensor arguments so that a compiled version is called with no pytree work:
         step(*state, *consts, x, y, eta, bc2s, weight) -> new state (a tuple)
     state = params [W0, b0, W1, b1, ...] + m + v + u (optimizer state, each present only when a
-    kind of the group needs it) + [active, acc]; consts = the per-trial hyperparameter tensors in
-    `hp_keys` order; x, y = this step's batch (x [B, F, N] narrow, [N, B, F] wide; y [B, 1, N]
-    in both); eta = this step's per-trial step size; bc2s = Adam's
-    sqrt(1 - beta2^t); weight = the batch's share of the epoch (acc += batch loss * weight).
+    kind of the group needs it) + [active, acc] (the ACTIVE and LOSS_SUM slots); consts = the
+    per-trial hyperparameter tensors in `hp_keys` order; x, y = this step's batch (x [B, F, N]
+    narrow, [N, B, F] wide; y [B, 1, N] in both); eta = this step's per-trial step size; bc2s =
+    Adam's sqrt(1 - beta2^t); weight = the batch's share of the epoch (acc += batch loss * weight).
     """
 
     def __init__(self, spec: Spec, hp_keys: Sequence[str]) -> None:
@@ -227,12 +232,12 @@ class Program:
                   n_params * spec.momentum]
         ends = [sum(counts[: i + 1]) for i in range(4)]
         self.slices = [slice(a, b) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-        self.n_state = ends[-1] + 2
+        self.n_state = ends[-1] + 2  # + ACTIVE, LOSS_SUM
 
     def __call__(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         spec, lay = self.spec, self.lay
         params, m, v, u = (list(args[s]) for s in self.slices)
-        active, acc = args[self.n_state - 2], args[self.n_state - 1]
+        active, acc = args[self.n_state + ACTIVE], args[self.n_state + LOSS_SUM]
         k = self.n_state + len(self.keys)
         hp = dict(zip(self.keys, args[self.n_state : k], strict=True))
         x, y, eta, bc2s, weight = args[k : k + 5]
@@ -253,7 +258,7 @@ class Program:
         still = active & torch.isfinite(total)
         out_p = [torch.where(still, p2, p) for p2, p in zip(new_p, params, strict=True)]
         acc = acc + batch_loss.to(acc.dtype) * weight
-        return (*out_p, *new_m, *new_v, *new_u, still, acc)
+        return (*out_p, *new_m, *new_v, *new_u, still, acc)  # still at ACTIVE, acc at LOSS_SUM
 
     def loss_and_grads(self, params: Tensors, hp: dict[str, torch.Tensor], x: torch.Tensor,
                         y: torch.Tensor, grad_out: Tensors | None = None

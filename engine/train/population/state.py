@@ -16,6 +16,8 @@ import torch
 
 from engine.train.population.grouping import LANES, WIDE_QUANTUM, Group
 from engine.train.population.program import (
+    ACTIVE,
+    LOSS_SUM,
     Program,
     StepFn,
     Tensors,
@@ -59,8 +61,8 @@ class Population:
         params = self._initial_params()
         n_extra = self.program.n_state - 2 - len(params)  # optimizer state, zero as torch.optim's
         self.state = params + [torch.zeros_like(params[i % len(params)]) for i in range(n_extra)]
-        self.state += [torch.zeros(self.vshape, dtype=torch.bool, device=device),
-                       torch.zeros(self.vshape, dtype=torch.float64, device=device)]
+        self.state += [torch.zeros(self.vshape, dtype=torch.bool, device=device),  # ACTIVE
+                       torch.zeros(self.vshape, dtype=torch.float64, device=device)]  # LOSS_SUM
         self.epochs = [c.epochs for c in self.configs]
         self.alive = [True] * self.n
         self.steps_done = 0
@@ -95,6 +97,24 @@ class Population:
     @property
     def params(self) -> Tensors:
         return self.state[: 2 * self.spec.depth]
+
+    @property
+    def active(self) -> torch.Tensor:
+        """Per trial: trains this epoch and has stayed finite (bool, vshape)."""
+        return self.state[ACTIVE]
+
+    @active.setter
+    def active(self, value: torch.Tensor) -> None:
+        self.state[ACTIVE] = value
+
+    @property
+    def loss_sum(self) -> torch.Tensor:
+        """Per trial: the epoch's training loss so far (float64, vshape)."""
+        return self.state[LOSS_SUM]
+
+    @loss_sum.setter
+    def loss_sum(self, value: torch.Tensor) -> None:
+        self.state[LOSS_SUM] = value
 
     def weights_of(self, n: int, params: Tensors) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Trial n's unpadded weights, CPU float32, from `params` (the population's, on CPU:
@@ -241,10 +261,10 @@ class FlatStep:
                                                 self.u, self.hp_flat, eta, bc2s)
         # a trial whose loss or new weights are non-finite stops here, keeping its old weights
         total = new_p.sum(self.trial_dim) + batch_loss
-        still = pop.state[-2].view(pop.np) & torch.isfinite(total)
+        still = pop.active.view(pop.np) & torch.isfinite(total)
         torch.where(still if pop.narrow else still.view(pop.np, 1), new_p, self.p, out=self.p)
-        pop.state[-2] = still.view(pop.vshape)
-        pop.state[-1].add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
+        pop.active = still.view(pop.vshape)
+        pop.loss_sum.add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
 
 
 def functional_step(pop: Population, fn: StepFn) -> Stepper:
