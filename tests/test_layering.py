@@ -19,16 +19,17 @@ def _modules_after_import(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["engine.run.runner", "engine.train.population.loop", "engine.run.vault"])
+@pytest.mark.parametrize("module", ["engine.run.runner", "engine.train", "engine.run.vault"])
 def test_engine_never_imports_ui_packages(module: str) -> None:
     loaded = _modules_after_import(module)
     assert not {"textual", "rich", "plotext", "textual_plotext"} & loaded
 
 
-@pytest.mark.parametrize("module", ["tui.cli.main", "tui.cli.commands", "tui.app", "engine.store.store",
-                                    "engine.study.report", "engine.presets.parse", "engine.presets.library",
-                                    "engine.study.strategies", "engine.study.analysis", "engine.study.eta",
-                                    "engine.run.launcher"])
+@pytest.mark.parametrize("module", ["tui.cli.main", "tui.cli.commands", "tui.app",
+                                    "engine.store.store", "engine.study.report",
+                                    "engine.presets.parse", "engine.presets.library",
+                                    "engine.study.strategies", "engine.study.analysis",
+                                    "engine.study.eta", "engine.run.launcher"])
 def test_ui_side_never_imports_torch(module: str) -> None:
     assert "torch" not in _modules_after_import(module)
 

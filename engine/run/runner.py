@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.run.launcher import RunnerOptions
 from engine.spec.config import DataConfig, TrialConfig
@@ -49,16 +49,15 @@ from engine.store.store import (
 from engine.study import eta
 from engine.study.strategies import trial_steps
 
+if TYPE_CHECKING:  # the trainer imports torch: at run time it is imported inside functions
+    from engine.train import OnDone, OnEpoch
+
 log = logging.getLogger("hp-tui.runner")
 
 HEARTBEAT_SECONDS = STALE_AFTER / 6  # five missed heartbeats before a takeover
 TICK_SECONDS = 0.5  # how often the heartbeat thread wakes (and so measures pauses)
 PAUSE_SECONDS = 1.0  # a wake-up this much later than due means the process was paused
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 3, 4, 5, 130
-
-
-OnEpoch = Callable[[list[tuple[int, Any, str]]], None]
-OnDone = Callable[[list[int], list[Any]], None]
 
 
 class Executor(Protocol):
@@ -91,7 +90,7 @@ class LocalExecutor:
         self._pool: Any = None  # an engine.run.pool.WorkerPool, started on first use
 
     def resolve_device(self, name: str | None) -> Any:
-        from engine.train.devices import resolve_device
+        from engine.train import resolve_device
 
         return resolve_device(name or "auto")
 
@@ -104,7 +103,7 @@ class LocalExecutor:
 
     def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
               should_stop: Callable[[], bool], on_done: OnDone) -> None:
-        from engine.train.population.loop import group_trials, train_population
+        from engine.train import group_trials, train_population
 
         if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
             for group in group_trials(trials, device):
@@ -191,10 +190,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     import torch
 
     from engine.run.executors import ExecutorError
-    from engine.train.data import DataError, load_splits
-    from engine.train.devices import DeviceError
-    from engine.train.population.loop import Stopped
-    from engine.train.reference import Trial
+    from engine.train import DataError, DeviceError, Stopped, Trial, load_splits
 
     study = store.study(study_id)
     try:
@@ -263,7 +259,7 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
     only the trials that really fail are marked failed (a trial that raises never sinks others)."""
     import torch
 
-    from engine.train.population.loop import Stopped
+    from engine.train import Stopped
 
     writer = _Writer(store, rows)
     try:

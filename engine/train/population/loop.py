@@ -1,29 +1,7 @@
-"""The population trainer: many trials as one tensor program.
+"""The epoch loop of the population trainer and its entry point, `train_population`.
 
-Trials are tiny, so a per-trial loop spends its time in Python and framework dispatch. Here
-trials that share a batch size and a depth are stacked into one population and trained together,
-with hand-written gradients (no autograd, no torch.optim) so that a step is a few dozen tensor ops
-for the whole population, or one fused kernel when compiled.
-
-Two memory layouts, chosen per trial by its widest layer and its depth:
-- narrow (all widths <= NARROW_MAX, or one hidden layer of <= SHALLOW_NARROW_MAX units): the
-  trial index is the last, fastest-varying dimension
-  (W [out, in, N], activations [batch, width, N]); the tiny matmuls become broadcast products
-  that vectorise across trials;
-- wide: trial first (W [N, out, in]) and `torch.bmm`.
-
-A trial's numbers do not depend on its population (size, order, neighbours): N is padded with idle
-trials to a multiple of LANES (two AVX-512 vectors; ATen sums a [B, 1, 16] tensor over B in
-another order than a [B, 1, 32] one, and vector loops then have no scalar tail, whose
-transcendentals round differently), wide layers are padded to a multiple of WIDE_QUANTUM units,
-the loss is computed trial-last in both layouts, and training runs on one CPU thread.
-
-Narrower trials are zero-padded to the group's widths; padded units stay exactly zero (their weights
-get zero gradients; with sigmoid, whose f(0) != 0, the activations are masked). Mixed
-activations, losses and optimizers within a group are selected per trial with `torch.where`. Each
-trial keeps its own seed recipe (see `engine.train.reference`), shuffle, hyperparameters and optimizer
-state; a trial whose batch loss or weights go non-finite is frozen by `torch.where` at its last
-finite weights, so NaNs never reach other trials (no op mixes trials).
+Groups the trials (`grouping`), builds each group's `Population` and its steps (`compiled`), and
+runs its epochs: shuffles, gathered batches, steps, validation, the per-epoch report and stops.
 """
 
 from __future__ import annotations
@@ -37,51 +15,20 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from engine.train.data import Splits
-
-# The trainer is split by concern (see each module's docstring); the names that callers and tests
-# import from here are re-exported.
-from engine.train.population.batching import (  # noqa: F401
-    EPOCH_DATA_BYTES,
-    batches,
-    epoch_data,
-    segment_steps,
-)
-from engine.train.population.compiled import (  # noqa: F401
-    COMPILE_COST_S,
-    SAVED_PER_STEP_S,
-    compile_available,
-    should_compile,
-    steppers,
-)
-from engine.train.population.grouping import (  # noqa: F401
-    LANES,
-    NARROW_MAX,
-    POP_STATE_BYTES,
-    SHALLOW_NARROW_MAX,
-    WIDE_QUANTUM,
-    Group,
-    group_trials,
-)
-from engine.train.population.program import (  # noqa: F401
-    Program,
-    Spec,
-    StepFn,
-    Tensors,
-    ValProgram,
-)
-from engine.train.population.state import (  # noqa: F401
-    PERM_THREADS,
-    FlatStep,
-    Population,
-    Stepper,
-    functional_step,
-)
-from engine.train.population.validation import VAL_BYTES, VAL_BYTES_GPU, validate  # noqa: F401
+from engine.train.population.batching import batches, epoch_data, segment_steps
+from engine.train.population.compiled import steppers
+from engine.train.population.grouping import group_trials
+from engine.train.population.program import Tensors
+from engine.train.population.state import Population, Stepper
+from engine.train.population.validation import validate
 from engine.train.reference import EpochMetrics, Trial, TrialOutcome
 
 POLL_S = 0.2  # how often should_stop is asked
 
+# (index into the caller's trials, metrics, status) of every trial that trained an epoch
 OnEpoch = Callable[[list[tuple[int, EpochMetrics, str]]], None]
+# (indices, outcomes) of trials whose training ended: how the executors report finished tasks
+OnDone = Callable[[list[int], list[TrialOutcome]], None]
 
 
 class Stopped(Exception):
