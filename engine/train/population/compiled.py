@@ -2,8 +2,9 @@
 
 `compile_available` and `should_compile` decide; `_compile` traces a step program (or the
 validation program) to one FX graph and compiles it with Inductor, cached per shapes in
-`_COMPILED`; `steppers` hands the epoch loop its step functions, compiled or eager
-(`FlatStep`). Separate because it is the only part that touches torch's compiler internals.
+`_COMPILED`; `steppers` hands the epoch loop its step functions: the compiled program (and the
+eager `Program` for a partial last batch), or `FlatStep`. Separate because it is the only part
+that touches torch's compiler internals.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import torch
 from engine.train.reference import Trial
 
 WIDE_QUANTUM = 16  # wide layers are padded to a multiple of this many units
-LANES = 32  # pad narrow populations to a multiple of this (see engine.train.population.loop's docstring)
+LANES = 32  # populations are padded to a multiple of this many trials (see the package docstring)
 NARROW_MAX = 16  # widest layer for the trial-last layout
 # ... and with one hidden layer: no [width, width] layer, so the trial-last products grow only
 # linearly with the width ([B, W, F, N] and [B, 1, W, N])

@@ -1,10 +1,10 @@
-"""The step programs of the population trainer: the math of one training step.
+"""The math of one training step of a population, on flat tensor arguments.
 
 A group's Spec, the elementwise math (activations, losses and their hand-written gradients), the
-narrow (trial last) and wide (trial first) layouts, the step program (`Program`: forward,
-backward, optimizer update, freezing) and the narrow validation program (`ValProgram`). Pure
-tensor math on flat arguments, kept apart from the population's state, its data and the compiler
-so that it can be read, tested and traced as one unit; `engine.train.population.loop` (see its docstring for the layouts' rules) drives it.
+narrow (trial last) and wide (trial first) layouts (see the package docstring), the step program
+(`Program`: forward, backward, optimizer update, freezing; the slots of its state) and the narrow
+validation program (`ValProgram`). Pure tensor math, kept apart from the population's state, its
+data and the compiler so that it can be read, tested and traced as one unit.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class Population:
         self.np = -(-self.n // LANES) * LANES
         self.vshape = (self.np,) if self.narrow else (self.np, 1, 1)
         hidden = [max(w) for w in zip(*(c.hidden for c in self.configs), strict=True)]
-        if not self.narrow:  # whole vectors per activation row (see engine.train.population.loop's docstring)
+        if not self.narrow:  # whole vectors per activation row (see the package docstring)
             hidden = [-(-w // WIDE_QUANTUM) * WIDE_QUANTUM for w in hidden]
         self.sizes = [n_features, *hidden, 1]
         padded = any(list(c.hidden) != hidden for c in self.configs)
@@ -171,8 +171,8 @@ class Population:
     def perms(self, training: list[bool], n_train: int,
               check: Callable[[], None] | None = None) -> torch.Tensor:
         """[np, n_train] shuffles: each training trial draws one from its own generator.
-        `check` (which may raise engine.train.population.loop.Stopped) is called after each: a large
-        population's shuffles take seconds."""
+        `check` (which may raise `Stopped`) is called after each: a large population's shuffles
+        take seconds."""
         perms = torch.empty(self.np, n_train, dtype=torch.long)
 
         def fill(rows: range) -> None:
