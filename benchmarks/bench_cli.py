@@ -51,8 +51,7 @@ def hp_run(args: list[str], store: Path) -> float:
 
 
 def reference_seconds(trials: list) -> float:
-    from engine.train.data import load_splits
-    from engine.train.reference import Trial, train_reference
+    from engine.train import Trial, load_splits, train_reference
 
     start = time.perf_counter()
     for t in trials:
@@ -74,9 +73,7 @@ def store_write_share(n: int) -> tuple[float, float]:
 
     from engine.spec import TrialConfig
     from engine.store import EpochRow, Store
-    from engine.train.data import load_splits
-    from engine.train.population.loop import train_population
-    from engine.train.reference import Trial
+    from engine.train import Trial, load_splits, train_population
 
     torch.set_num_threads(1)
     config = TrialConfig()

@@ -45,8 +45,7 @@ import torch  # noqa: E402
 
 from engine.run.pool import schedule  # noqa: E402
 from engine.spec import DataConfig, TrialConfig  # noqa: E402
-from engine.train.data import Splits, load_splits  # noqa: E402
-from engine.train.reference import Trial, TrialOutcome  # noqa: E402
+from engine.train import Splits, Trial, TrialOutcome, load_splits  # noqa: E402
 
 CPUS = 2  # LocalExecutor(2) against RayExecutor("local", cpus=2)
 CPU = torch.device("cpu")

@@ -41,10 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from engine.spec import DataConfig, TrialConfig
-from engine.train.data import Splits, load_splits
-from engine.train.devices import resolve_device
-from engine.train.population.loop import LANES, group_trials, should_compile, train_population
-from engine.train.reference import Trial, train_reference
+from engine.train import (
+    LANES,
+    Splits,
+    Trial,
+    group_trials,
+    load_splits,
+    resolve_device,
+    should_compile,
+    train_population,
+    train_reference,
+)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from engine.train.reference import Trial
+from engine.train import Trial
 
 CPU = torch.device("cpu")
 

@@ -56,8 +56,7 @@ def test_splits_are_deterministic_and_sized(name: str) -> None:
 
 def test_training_path_never_generates_the_test_split(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.spec.config import TrialConfig
-    from engine.train.population.loop import train_population
-    from engine.train.reference import Trial, train_reference
+    from engine.train import Trial, train_population, train_reference
 
     cfg = DataConfig(train_size=60, val_size=30, seed=3)
     test_seed = data.derive_seed(cfg.seed, "test")

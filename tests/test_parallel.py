@@ -15,9 +15,7 @@ import torch
 
 from engine.run.pool import WorkerCrashed, WorkerPool, train_parallel
 from engine.spec.config import DataConfig, TrialConfig
-from engine.train.data import load_splits
-from engine.train.population.loop import Stopped, train_population
-from engine.train.reference import Trial
+from engine.train import Stopped, Trial, load_splits, train_population
 
 pytestmark = pytest.mark.numerics
 

@@ -19,16 +19,19 @@ import torch
 
 from engine.spec.config import DataConfig, TrialConfig
 from engine.spec.space import ACTIVATIONS, LOSSES, OPTIMIZERS
-from engine.train.data import load_splits
-from engine.train.population.loop import (
+from engine.train import (
     LANES,
     Stopped,
+    Trial,
+    TrialOutcome,
     compile_available,
     group_trials,
+    load_splits,
     should_compile,
     train_population,
+    train_reference,
 )
-from engine.train.reference import Trial, TrialOutcome, train_reference
+from engine.train.population import batching, loop, state
 
 pytestmark = pytest.mark.numerics
 
@@ -153,25 +156,23 @@ def test_compiled_population_equals_reference(splits, references):
 def test_flat_eager_step_is_the_step_program_op_for_op(splits, layout):
     """FlatStep (the eager step, flat buffers updated in place) gives Program's numbers bit for
     bit: same elementwise ops, only grouped differently."""
-    from engine.train.population import loop as pop_mod
-
     group = next(g for g in group_trials(mixed_trials()) if g.layout == layout)
     steps = []
-    for make in (pop_mod.FlatStep, lambda p: pop_mod._functional(p, p.program)):
-        pop = pop_mod._Population(group, splits.n_features, torch.device("cpu"))
+    for make in (state.FlatStep, lambda p: state.functional_step(p, p.program)):
+        pop = state.Population(group, splits.n_features, torch.device("cpu"))
         step = make(pop)
         batch = pop.configs[0].batch_size
         perms = pop.perms([True] * pop.n, len(splits.train))
-        xs, ys = pop_mod._epoch_data(pop, splits.train.x.t().contiguous(), splits.train.y,
+        xs, ys = batching.epoch_data(pop, splits.train.x.t().contiguous(), splits.train.y,
                                      perms[:, : 5 * batch])
-        xbs, ybs = pop_mod._batches(pop, xs, ys, batch)
+        xbs, ybs = batching.batches(pop, xs, ys, batch)
         eta, bc2s = pop.step_sizes(5)
-        pop.state[-2] = pop.vec([True] * pop.n, torch.bool)
-        pop.state[-1] = torch.zeros(pop.vshape, dtype=torch.float64)
+        pop.active = pop.vec([True] * pop.n, torch.bool)
+        pop.loss_sum = torch.zeros(pop.vshape, dtype=torch.float64)
         with torch.no_grad():
             for s in range(5):
                 step(xbs[s], ybs[s], eta[s], bc2s[s], torch.tensor(0.05, dtype=torch.float64))
-        steps.append([*pop.params, pop.state[-2], pop.state[-1]])
+        steps.append([*pop.params, pop.active, pop.loss_sum])
     for a, b in zip(*steps, strict=True):
         assert torch.equal(a, b)
 
@@ -203,10 +204,8 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
     """Wrap the trainer's steppers so that after every step the weights of trial `target` (its
     index in the population) are saved while it is still alive; the list ends with the state
     of its last finite step. Same process, same kernels: comparable bit for bit."""
-    from engine.train.population import loop as pop_mod
-
     saved: list = []
-    make = pop_mod._steppers
+    make = loop.steppers
 
     def steppers(pop, splits, device, compile):
         step, rest_step = make(pop, splits, device, compile)
@@ -217,13 +216,13 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
         def recording(inner):
             def call(*args):
                 inner(*args)
-                if bool(pop.state[-2].reshape(-1)[row]):
+                if bool(pop.active.reshape(-1)[row]):
                     saved.append(pop.weights_of(row, [p.detach().clone() for p in pop.params]))
             return call
 
         return recording(step), recording(rest_step)
 
-    monkeypatch.setattr(pop_mod, "_steppers", steppers)
+    monkeypatch.setattr(loop, "steppers", steppers)  # as train_population calls it
     return saved
 
 

@@ -20,9 +20,7 @@ from engine.run.executors import ExecutorError
 from engine.run.local import LocalExecutor
 from engine.run.ray_cluster import MAX_ATTEMPTS, PopulationsFailed, RayExecutor
 from engine.spec.config import DataConfig, TrialConfig
-from engine.train.data import load_splits
-from engine.train.population.loop import Stopped
-from engine.train.reference import Trial
+from engine.train import Stopped, Trial, load_splits
 from tests.proc_helpers import population_pids
 from tests.ray_helpers import CPU, Recorder, assert_same, run
 

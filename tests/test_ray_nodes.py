@@ -18,8 +18,7 @@ from ray.cluster_utils import Cluster
 from engine.run.local import LocalExecutor
 from engine.run.ray_cluster import RayExecutor
 from engine.spec.config import DataConfig, TrialConfig
-from engine.train.data import load_splits
-from engine.train.reference import Trial
+from engine.train import Trial, load_splits
 from tests.proc_helpers import population_pids
 from tests.ray_helpers import CPU, Recorder, assert_same
 

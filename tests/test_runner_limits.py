@@ -78,8 +78,7 @@ def _preset(tmp_path: Path, text: str, name: str) -> Path:
 
 def test_the_estimate_uses_the_trainers_own_constants() -> None:
     from engine.run import pool as parallel
-    from engine.train import data
-    from engine.train.population import loop as population
+    from engine.train import data, population
 
     assert (memory.LANES, memory.WIDE_QUANTUM, memory.NARROW_MAX, memory.SHALLOW_NARROW_MAX,
             memory.POP_STATE_BYTES, memory.EPOCH_DATA_BYTES) == (
@@ -92,9 +91,7 @@ def test_the_estimate_uses_the_trainers_own_constants() -> None:
 MEASURE = """
 import json, resource, sys
 from engine.spec.config import TrialConfig
-from engine.train.data import load_splits
-from engine.train.population.loop import train_population
-from engine.train.reference import Trial
+from engine.train import Trial, load_splits, train_population
 
 config, n = TrialConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2])
 splits = load_splits(config.data)
@@ -213,9 +210,7 @@ def test_a_worker_deaf_to_a_stop_is_killed_and_the_pool_starts_fresh_ones(
     up: the pool kills it within STOP_GRACE_S and trains the next call on new workers."""
     from engine.run import pool as parallel
     from engine.spec.config import DataConfig
-    from engine.train.data import load_splits
-    from engine.train.population.loop import Stopped
-    from engine.train.reference import Trial
+    from engine.train import Stopped, Trial, load_splits
 
     real = parallel.train_population
 

@@ -310,8 +310,7 @@ def test_the_locks_survive_every_open(tmp_path: Path) -> None:
 
     from engine.run.pool import WorkerPool
     from engine.spec.config import DataConfig, TrialConfig
-    from engine.train.data import load_splits
-    from engine.train.reference import Trial
+    from engine.train import Trial, load_splits
 
     path = tmp_path / "s.db"
     with Store(path) as runner:

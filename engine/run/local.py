@@ -19,7 +19,7 @@ class LocalExecutor(Executor):
         self._pool: Any = None  # an engine.run.pool.WorkerPool, started on first use
 
     def resolve_device(self, name: str | None) -> Any:
-        from engine.train.devices import resolve_device
+        from engine.train import resolve_device
 
         return resolve_device(name or "auto")
 
@@ -32,7 +32,7 @@ class LocalExecutor(Executor):
 
     def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
               should_stop: Callable[[], bool], on_done: OnDone) -> None:
-        from engine.train.population.loop import group_trials, train_population
+        from engine.train import group_trials, train_population
 
         if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
             for group in group_trials(trials, device):

@@ -36,9 +36,17 @@ from typing import Any
 
 import torch
 
-from engine.train.data import Splits
-from engine.train.population.loop import OnEpoch, Stopped, group_trials, train_population
-from engine.train.reference import EpochMetrics, Trial, TrialOutcome
+from engine.train import (
+    EpochMetrics,
+    OnDone,
+    OnEpoch,
+    Splits,
+    Stopped,
+    Trial,
+    TrialOutcome,
+    group_trials,
+    train_population,
+)
 
 _POLL_S = 0.05  # how often the parent checks should_stop and worker liveness
 # A population is split over the workers only from this size: below it a step's time is mostly
@@ -48,8 +56,6 @@ SPLIT_MIN_TRIALS = 64
 # After a stop, how long workers get to say they stopped; one still busy then (in a compile, a
 # huge shuffle: places with no stop check) is killed and replaced, so a stop never waits on it.
 STOP_GRACE_S = 0.5
-
-OnDone = Callable[[list[int], list[TrialOutcome]], None]
 
 
 class WorkerCrashed(RuntimeError):

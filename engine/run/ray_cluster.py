@@ -41,16 +41,12 @@ from engine.run.executors import (
     probe,
 )
 from engine.run.pool import pack, schedule, unpack
-from engine.train.data import Splits
-from engine.train.population.loop import OnEpoch, Stopped, train_population
-from engine.train.reference import Trial, TrialOutcome
+from engine.train import OnDone, OnEpoch, Splits, Stopped, Trial, train_population
 
 log = logging.getLogger("hp-tui.ray")
 
 MAX_ATTEMPTS = 4  # a population lost to a dead worker or node runs at most this many times
 _POLL_S = 0.05  # how often the runner checks should_stop while waiting for tasks
-
-OnDone = Callable[[list[int], list[TrialOutcome]], None]
 
 
 class PopulationsFailed(RuntimeError):

@@ -118,10 +118,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     import torch
 
     from engine.run.executors import ExecutorError
-    from engine.train.data import DataError, load_splits
-    from engine.train.devices import DeviceError
-    from engine.train.population.loop import Stopped
-    from engine.train.reference import Trial
+    from engine.train import DataError, DeviceError, Stopped, Trial, load_splits
 
     study = store.study(study_id)
     try:
@@ -190,7 +187,7 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
     only the trials that really fail are marked failed (a trial that raises never sinks others)."""
     import torch
 
-    from engine.train.population.loop import Stopped
+    from engine.train import Stopped
 
     writer = _Writer(store, rows)
     try:

@@ -92,8 +92,8 @@ def open_vault(store: Store, study_ref: str | int, trial_number: int) -> dict[st
     VaultRefused when it cannot open now (`check_can_open`)."""
     import torch
 
+    from engine.train import evaluate
     from engine.train.data import test_split
-    from engine.train.reference import evaluate
 
     study = store.study(study_ref)
     existing = store.vault(study.id)

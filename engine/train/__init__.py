@@ -1,0 +1,46 @@
+"""Training trials on torch: the population trainer, the per-trial reference loop that checks it,
+the data splits and the devices they train on.
+
+Everything here imports torch: callers that must stay light (the CLI, the runner's module level)
+import this package lazily. The test split is not here: only `engine.run.vault` reads it, from
+`engine.train.data`.
+"""
+
+from engine.train.data import DataError, Split, Splits, load_splits
+from engine.train.devices import DEVICE_CHOICES, DeviceError, resolve_device
+from engine.train.population import (
+    LANES,
+    Group,
+    OnDone,
+    OnEpoch,
+    Stopped,
+    compile_available,
+    group_trials,
+    should_compile,
+    train_population,
+)
+from engine.train.reference import EpochMetrics, Trial, TrialOutcome, evaluate, train_reference
+
+__all__ = [
+    "DEVICE_CHOICES",
+    "LANES",
+    "DataError",
+    "DeviceError",
+    "EpochMetrics",
+    "Group",
+    "OnDone",
+    "OnEpoch",
+    "Split",
+    "Splits",
+    "Stopped",
+    "Trial",
+    "TrialOutcome",
+    "compile_available",
+    "evaluate",
+    "group_trials",
+    "load_splits",
+    "resolve_device",
+    "should_compile",
+    "train_population",
+    "train_reference",
+]

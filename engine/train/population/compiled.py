@@ -2,8 +2,9 @@
 
 `compile_available` and `should_compile` decide; `_compile` traces a step program (or the
 validation program) to one FX graph and compiles it with Inductor, cached per shapes in
-`_COMPILED`; `_steppers` hands the epoch loop its step functions, compiled or eager
-(`FlatStep`). Separate because it is the only part that touches torch's compiler internals.
+`_COMPILED`; `steppers` hands the epoch loop its step functions: the compiled program (and the
+eager `Program` for a partial last batch), or `FlatStep`. Separate because it is the only part
+that touches torch's compiler internals.
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ from typing import Any
 import torch
 
 from engine.train.data import Splits
-from engine.train.population.state import (
-    _batch,
-    _epoch_data,
-    _Population,
-    _segment_steps,
-    _val_chunk,
-)
-from engine.train.population.step import FlatStep, Program, StepFn, Stepper, ValProgram
+from engine.train.population.batching import batch_slice, epoch_data, segment_steps
+from engine.train.population.program import Program, StepFn, ValProgram
+from engine.train.population.state import FlatStep, Population, Stepper, functional_step
+from engine.train.population.validation import val_chunk
 
 # Auto-compile: only where the time it saves exceeds what it costs. Measured here (notebook
 # network, 41 parameters, one core): a step takes ~110 us + ~0.7 us per trial eager and
@@ -87,7 +84,7 @@ def _compile(program: Program | ValProgram, args: Sequence[torch.Tensor]) -> Ste
     return _COMPILED[key]
 
 
-def _steppers(pop: _Population, splits: Splits, device: torch.device, compile: bool | None
+def steppers(pop: Population, splits: Splits, device: torch.device, compile: bool | None
               ) -> tuple[Stepper, Stepper]:
     """(full steps, the partial last batch): the compiled step program and the eager one when
     compiling is wanted and possible, else FlatStep for both."""
@@ -95,19 +92,10 @@ def _steppers(pop: _Population, splits: Splits, device: torch.device, compile: b
     if compiled is None:
         flat = FlatStep(pop)
         return flat, flat
-    return _functional(pop, compiled), _functional(pop, pop.program)
+    return functional_step(pop, compiled), functional_step(pop, pop.program)
 
 
-def _functional(pop: _Population, fn: StepFn) -> Stepper:
-    """A step program that returns the new state (Program, or its compiled version) as a
-    Stepper."""
-    def step(x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
-             weight: torch.Tensor) -> None:
-        pop.state = list(fn(*pop.state, *pop.consts, x, y, eta, bc2s, weight))
-    return step
-
-
-def _compiled_step(pop: _Population, splits: Splits, device: torch.device,
+def _compiled_step(pop: Population, splits: Splits, device: torch.device,
                    compile: bool | None) -> StepFn | None:
     """The compiled step program when wanted and possible, else None."""
     batch = pop.configs[0].batch_size
@@ -119,15 +107,15 @@ def _compiled_step(pop: _Population, splits: Splits, device: torch.device,
     # example inputs with the shapes and strides of every full step of this group
     x_t = splits.train.x.t().contiguous().to(device)
     perms = torch.zeros(pop.np, len(splits.train), dtype=torch.long, device=device)
-    k = _segment_steps(pop, batch, len(splits.train) // batch, x_t.shape[0]) * batch
-    xs, ys = _epoch_data(pop, x_t, splits.train.y.to(device), perms[:, :k])
-    xb, yb = _batch(pop, xs, ys, 0, batch)
+    k = segment_steps(pop, batch, len(splits.train) // batch, x_t.shape[0]) * batch
+    xs, ys = epoch_data(pop, x_t, splits.train.y.to(device), perms[:, :k])
+    xb, yb = batch_slice(pop, xs, ys, 0, batch)
     eta, bc2s = pop.step_sizes(1)
     weight = torch.tensor(batch / len(splits.train), dtype=torch.float64, device=device)
     try:
         step = _compile(pop.program, [*pop.state, *pop.consts, xb, yb, eta[0], bc2s[0], weight])
         if pop.narrow:
-            chunk = _val_chunk(pop, len(splits.val))
+            chunk = val_chunk(pop, len(splits.val))
             x_val = splits.val.x[:chunk].to(device).unsqueeze(-1)
             y_val = splits.val.y[:chunk].to(device).view(-1, 1, 1)
             pop.val_compiled = _compile(pop.val_program, [*pop.params, *pop.consts, x_val, y_val])

@@ -1,10 +1,8 @@
-"""A population's stacked state and the data it trains and validates on.
+"""A population's stacked state and the eager steps that update it.
 
-`_Population` holds one group's tensors on one device (parameters, optimizer state, per-trial
-hyperparameters, generators, step sizes, shuffles); the validation helpers run its forward over
-the validation split in cache-sized chunks; the epoch-data helpers gather the shuffled training
-samples into the step layout. Separate from `engine.train.population.loop` (grouping and the epoch loop)
-and from the step math (`engine.train.population.step`), which both build on it.
+`Population` holds one group's tensors on one device (parameters, optimizer state, per-trial
+hyperparameters, generators, step sizes, shuffles). `FlatStep` (the eager step on flat buffers)
+and `functional_step` (a step program as a step) are the two ways a step updates that state.
 """
 
 from __future__ import annotations
@@ -13,33 +11,23 @@ import itertools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import TYPE_CHECKING
 
 import torch
 
-from engine.train.data import Split
-from engine.train.population.step import (
+from engine.train.population.grouping import LANES, WIDE_QUANTUM, Group
+from engine.train.population.program import (
+    ACTIVE,
+    LOSS_SUM,
     Program,
     StepFn,
     Tensors,
     ValProgram,
-    _forward_spec,
-    _loss_value,
-    _select,
-    _spec_for,
+    optimizer_update,
+    spec_for,
 )
 from engine.train.reference import init_weights
 
-if TYPE_CHECKING:
-    from engine.train.population.loop import Group
-
-WIDE_QUANTUM = 16  # wide layers are padded to a multiple of this many units
-LANES = 32  # pad narrow populations to a multiple of this (see engine.train.population.loop's docstring)
-VAL_BYTES = 2 << 20  # one validation chunk's widest activation on CPU: stays in cache
-VAL_BYTES_GPU = 256 << 20  # on a GPU, fewer and larger chunks
 PERM_THREADS = 16  # threads drawing the shuffles of a GPU population
-EPOCH_DATA_BYTES = 64 << 20  # shuffled training data gathered at once (a whole epoch, mostly)
 
 _ADAM_BETAS = (0.9, 0.999)
 _RMS_ALPHA = 0.99
@@ -48,7 +36,7 @@ _RMS_ALPHA = 0.99
 # --- a population: stacked state ---------------------------------------------------------------
 
 
-class _Population:
+class Population:
     """The stacked tensors of one group on one device (np >= n: padded with idle trials)."""
 
     def __init__(self, group: Group, n_features: int, device: torch.device) -> None:
@@ -59,11 +47,11 @@ class _Population:
         self.np = -(-self.n // LANES) * LANES
         self.vshape = (self.np,) if self.narrow else (self.np, 1, 1)
         hidden = [max(w) for w in zip(*(c.hidden for c in self.configs), strict=True)]
-        if not self.narrow:  # whole vectors per activation row (see engine.train.population.loop's docstring)
+        if not self.narrow:  # whole vectors per activation row (see the package docstring)
             hidden = [-(-w // WIDE_QUANTUM) * WIDE_QUANTUM for w in hidden]
         self.sizes = [n_features, *hidden, 1]
         padded = any(list(c.hidden) != hidden for c in self.configs)
-        self.spec = _spec_for(self.configs, group.layout, padded)
+        self.spec = spec_for(self.configs, group.layout, padded)
         self.generators = [torch.Generator().manual_seed(t.seed) for t in group.trials]
         self.hp = self._hyper()
         self.program = Program(self.spec, sorted(self.hp))
@@ -73,8 +61,8 @@ class _Population:
         params = self._initial_params()
         n_extra = self.program.n_state - 2 - len(params)  # optimizer state, zero as torch.optim's
         self.state = params + [torch.zeros_like(params[i % len(params)]) for i in range(n_extra)]
-        self.state += [torch.zeros(self.vshape, dtype=torch.bool, device=device),
-                       torch.zeros(self.vshape, dtype=torch.float64, device=device)]
+        self.state += [torch.zeros(self.vshape, dtype=torch.bool, device=device),  # ACTIVE
+                       torch.zeros(self.vshape, dtype=torch.float64, device=device)]  # LOSS_SUM
         self.epochs = [c.epochs for c in self.configs]
         self.alive = [True] * self.n
         self.steps_done = 0
@@ -109,6 +97,24 @@ class _Population:
     @property
     def params(self) -> Tensors:
         return self.state[: 2 * self.spec.depth]
+
+    @property
+    def active(self) -> torch.Tensor:
+        """Per trial: trains this epoch and has stayed finite (bool, vshape)."""
+        return self.state[ACTIVE]
+
+    @active.setter
+    def active(self, value: torch.Tensor) -> None:
+        self.state[ACTIVE] = value
+
+    @property
+    def loss_sum(self) -> torch.Tensor:
+        """Per trial: the epoch's training loss so far (float64, vshape)."""
+        return self.state[LOSS_SUM]
+
+    @loss_sum.setter
+    def loss_sum(self, value: torch.Tensor) -> None:
+        self.state[LOSS_SUM] = value
 
     def weights_of(self, n: int, params: Tensors) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Trial n's unpadded weights, CPU float32, from `params` (the population's, on CPU:
@@ -165,8 +171,8 @@ class _Population:
     def perms(self, training: list[bool], n_train: int,
               check: Callable[[], None] | None = None) -> torch.Tensor:
         """[np, n_train] shuffles: each training trial draws one from its own generator.
-        `check` (which may raise engine.train.population.loop.Stopped) is called after each: a large
-        population's shuffles take seconds."""
+        `check` (which may raise `Stopped`) is called after each: a large population's shuffles
+        take seconds."""
         perms = torch.empty(self.np, n_train, dtype=torch.long)
 
         def fill(rows: range) -> None:
@@ -191,121 +197,81 @@ class _Population:
         return perms.to(self.device, non_blocking=True)
 
 
-# --- validation -----------------------------------------------------------------------------
+# step(x, y, eta, bc2s, weight): one training step of a population, updating pop.state
+Stepper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
-Check = Callable[[], None]  # called between chunks of work; may raise Stopped
+# --- the eager step on flat buffers -------------------------------------------------------------
 
 
-@torch.no_grad()
-def _validate(pop: _Population, val: Split, which: list[int], check: Check | None = None
-              ) -> list[tuple[float, float]]:
-    """(val loss, val acc) of trials `which`, in cache-sized chunks (`check` between them: a
-    large validation split takes seconds)."""
-    if not which:
-        return []
-    loss_sum, hits = (_validate_narrow if pop.narrow else _validate_wide)(
-        pop, val, which, check or _no_check)
-    n_val = len(val)
-    return list(zip((loss_sum / n_val).tolist(), (hits / n_val).tolist(), strict=True))
+def _flatten(tensors: Tensors, narrow: bool) -> tuple[torch.Tensor, Tensors]:
+    """One buffer holding `tensors` (copied) and views of it shaped like them: [P, N] with the
+    trial last (narrow), [N, P] with the trial first (wide)."""
+    n = tensors[0].shape[-1] if narrow else tensors[0].shape[0]
+    rows = [t.numel() // n for t in tensors]
+    flat = (torch.cat([t.reshape(-1, n) for t in tensors]) if narrow
+            else torch.cat([t.reshape(n, -1) for t in tensors], dim=1))
+    views, start = [], 0
+    for t, r in zip(tensors, rows, strict=True):
+        part = flat[start : start + r] if narrow else flat[:, start : start + r]
+        views.append(part.view(t.shape))
+        start += r
+    return flat, views
 
 
-def _val_bytes(pop: _Population) -> int:
-    return VAL_BYTES if pop.device.type == "cpu" else VAL_BYTES_GPU
+class FlatStep:
+    """The eager step: Program's math, with the parameters, their gradients and the optimizer
+    state each in one flat buffer, updated in place.
 
+    Eagerly a step costs mostly per-op dispatch (~2 us an op at these sizes), so the optimizer
+    update, the finiteness check and the freezing run once over all parameters instead of once
+    per parameter tensor (with the other whole-process changes, the notebook's step went from 69
+    ops to 47, a group mixing three optimizers, three activations and two losses from 153 to
+    77). The numbers are Program's, bit for bit (a test checks it); only the finiteness sum
+    adds the parameters in another order (it only decides finite or not).
 
-def _val_chunk(pop: _Population, n_val: int) -> int:
-    """Samples per validation chunk of a narrow population (its widest product fits the budget)."""
-    widest = max(o * i for i, o in itertools.pairwise(pop.sizes))
-    return min(n_val, max(1, _val_bytes(pop) // (widest * pop.np * 4)))
-
-
-def _no_check() -> None:
-    pass
-
-
-def _validate_narrow(pop: _Population, val: Split, which: list[int], check: Check
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every lane at once with the training forward, so that, as in training, a trial's numbers
-    do not depend on its position or its neighbours (a batched matmul does not promise that)."""
-    x, y = val.x.to(pop.device), val.y.to(pop.device)
-    chunk = _val_chunk(pop, len(val))
-    loss_sum = torch.zeros(pop.np, dtype=torch.float64, device=pop.device)
-    hits = torch.zeros(pop.np, dtype=torch.float64, device=pop.device)
-    for s0 in range(0, len(val), chunk):
-        a, ys = x[s0 : s0 + chunk].unsqueeze(-1), y[s0 : s0 + chunk].view(-1, 1, 1)
-        fn = pop.val_compiled if pop.val_compiled and a.shape[0] == chunk else pop.val_program
-        chunk_loss, chunk_hits = fn(*pop.params, *pop.consts, a, ys)
-        loss_sum += chunk_loss
-        hits += chunk_hits
-        check()
-    idx = torch.tensor(which, device=pop.device)
-    return loss_sum[idx], hits[idx]
-
-
-def _validate_wide(pop: _Population, val: Split, which: list[int], check: Check
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All lanes with batched matmuls, in chunks of LANES trials and of samples to bound memory;
-    the loss trial-last, as in training."""
-    x, y = val.x.to(pop.device), val.y.to(pop.device)
-    row = max(pop.sizes) * 4  # bytes of one sample's widest activation
-    budget = _val_bytes(pop)
-    t_chunk = max(1, min(pop.np // LANES, budget // (row * len(val) * LANES))) * LANES
-    s_chunk = max(1, min(len(val), budget // (row * t_chunk)))
-    loss_sum = torch.zeros(pop.np, dtype=torch.float64, device=pop.device)
-    hits = torch.zeros(pop.np, dtype=torch.float64, device=pop.device)
-    for t0 in range(0, pop.np, t_chunk):
-        sl = slice(t0, t0 + t_chunk)
-        hp = {k: v[sl] for k, v in pop.hp.items() if v.shape[0] == pop.np and v.dim() in (1, 3)}
-        params = [p[sl] for p in pop.params]
-        for s0 in range(0, len(val), s_chunk):
-            a = x[s0 : s0 + s_chunk].expand(t_chunk, -1, -1)
-            ys = y[s0 : s0 + s_chunk].view(-1, 1, 1)
-            z = _forward_spec(pop.spec, params, a, hp).permute(1, 2, 0).contiguous()  # [S, 1, t]
-            le = _select(pop.spec.losses, hp, partial(_loss_value, z=z, y=ys))
-            loss_sum[sl] += le.sum((0, 1), dtype=torch.float64)
-            hits[sl] += (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
-            check()
-    idx = torch.tensor(which, device=pop.device)
-    return loss_sum[idx], hits[idx]
-
-
-# --- the epoch's training data ----------------------------------------------------------------
-
-
-def _epoch_data(pop: _Population, x_t: torch.Tensor, y: torch.Tensor, perms: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One gather for many steps: the samples `perms` [N, k] in the step layout.
-
-    x: [k, F, N] narrow (a step is a contiguous slice of k), [N, k, F] wide; y: [k, 1, N]. x_t is
-    the training inputs transposed, [F, n_train], so that each feature is a 1-D index_select.
+    It takes over the population's parameters: pop.state's parameters become views of its
+    buffer, so validation and weights_of read them as before; the optimizer state lives here.
+    Called as step(x, y, eta, bc2s, weight), it updates pop.state in place.
     """
-    n, k = perms.shape
-    if pop.narrow:  # indices in [k, N] order: every gather then lands in place
-        flat = perms.t().reshape(-1)
-        x_out = torch.empty(k, x_t.shape[0], n, device=x_t.device)
-        for f, xf in enumerate(x_t):
-            x_out[:, f, :].copy_(torch.index_select(xf, 0, flat).view(k, n))
-        return x_out, torch.index_select(y, 0, flat).view(k, 1, n)
-    flat = perms.reshape(-1)
-    y_sel = torch.index_select(y, 0, flat).view(n, k).t().contiguous().unsqueeze(1)
-    x_sel = torch.stack([torch.index_select(xf, 0, flat) for xf in x_t], dim=-1)
-    return x_sel.view(n, k, -1), y_sel
+
+    def __init__(self, pop: Population) -> None:
+        self.pop, self.program, self.spec = pop, pop.program, pop.spec
+        n_params = 2 * pop.spec.depth
+        self.p, views = _flatten(pop.state[:n_params], pop.narrow)
+        pop.state[:n_params] = views
+        self.params = views
+        self.g, self.grad_views = _flatten([torch.zeros_like(v) for v in views], pop.narrow)
+        m_slot, v_slot, u_slot = (pop.program.slices[i] for i in (1, 2, 3))
+        self.m, self.v, self.u = (torch.zeros_like(self.p) if sl.stop > sl.start else None
+                                  for sl in (m_slot, v_slot, u_slot))
+        self.hp = dict(zip(pop.program.keys, pop.consts, strict=True))
+        # per-trial vectors broadcast against [P, N] as they are; against [N, P] as [N, 1]
+        self.hp_flat = self.hp if pop.narrow else {
+            k: t.view(pop.np, 1) for k, t in self.hp.items() if t.shape[1:] == (1, 1)}
+        self.trial_dim = 0 if pop.narrow else 1  # the flat buffer's parameter dimension
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
+                 weight: torch.Tensor) -> None:
+        pop = self.pop
+        batch_loss, _ = self.program.loss_and_grads(self.params, self.hp, x, y, self.grad_views)
+        if not pop.narrow:
+            batch_loss, eta = batch_loss.view(pop.np), eta.view(pop.np, 1)
+        new_p, self.m, self.v, self.u = optimizer_update(self.spec, self.p, self.g, self.m, self.v,
+                                                self.u, self.hp_flat, eta, bc2s)
+        # a trial whose loss or new weights are non-finite stops here, keeping its old weights
+        total = new_p.sum(self.trial_dim) + batch_loss
+        still = pop.active.view(pop.np) & torch.isfinite(total)
+        torch.where(still if pop.narrow else still.view(pop.np, 1), new_p, self.p, out=self.p)
+        pop.active = still.view(pop.vshape)
+        pop.loss_sum.add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
 
 
-def _batch(pop: _Population, xs: torch.Tensor, ys: torch.Tensor, lo: int, hi: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    if pop.narrow:
-        return xs[lo:hi], ys[lo:hi]
-    return xs[:, lo:hi], ys[lo:hi]
+def functional_step(pop: Population, fn: StepFn) -> Stepper:
+    """A step program that returns the new state (Program, or its compiled version) as a
+    Stepper."""
+    def step(x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
+             weight: torch.Tensor) -> None:
+        pop.state = list(fn(*pop.state, *pop.consts, x, y, eta, bc2s, weight))
+    return step
 
-
-def _segment_steps(pop: _Population, batch: int, full: int, n_features: int) -> int:
-    """Steps per gather: the whole epoch, unless its data would pass EPOCH_DATA_BYTES."""
-    return max(1, min(full, EPOCH_DATA_BYTES // (pop.np * batch * (n_features + 1) * 4)))
-
-
-def _batches(pop: _Population, xs: torch.Tensor, ys: torch.Tensor, batch: int
-             ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """The steps' batches of a gathered segment, as _batch slices them (one op, not 2 a step)."""
-    return xs.split(batch, dim=0 if pop.narrow else 1), ys.split(batch)

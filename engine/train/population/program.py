@@ -1,11 +1,10 @@
-"""The step programs of the population trainer: the math of one training step.
+"""The math of one training step of a population, on flat tensor arguments.
 
 A group's Spec, the elementwise math (activations, losses and their hand-written gradients), the
-narrow (trial last) and wide (trial first) layouts, the step program (`Program`: forward,
-backward, optimizer update, freezing), the narrow validation program (`ValProgram`) and the
-eager step on flat buffers (`FlatStep`). Pure tensor math on flat arguments, kept apart from the
-population's state, its data and the compiler so that it can be read, tested and traced as one
-unit; `engine.train.population.loop` (see its docstring for the layouts' rules) drives it.
+narrow (trial last) and wide (trial first) layouts (see the package docstring), the step program
+(`Program`: forward, backward, optimizer update, freezing; the slots of its state) and the narrow
+validation program (`ValProgram`). Pure tensor math, kept apart from the population's state, its
+data and the compiler so that it can be read, tested and traced as one unit.
 """
 
 from __future__ import annotations
@@ -14,14 +13,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 import torch
 
 from engine.spec import TrialConfig
-
-if TYPE_CHECKING:
-    from engine.train.population.state import _Population
 
 _EPS = 1e-8
 
@@ -44,7 +39,7 @@ class Spec:
     unit_mask: bool  # padded units and a sigmoid activation: mask the padded activations
 
 
-def _spec_for(configs: Sequence[TrialConfig], layout: str, padded: bool) -> Spec:
+def spec_for(configs: Sequence[TrialConfig], layout: str, padded: bool) -> Spec:
     optims = {"adam" if c.optimizer == "adamw" else c.optimizer for c in configs}
     acts = tuple(sorted({c.activation for c in configs}))
     return Spec(
@@ -209,8 +204,11 @@ _LAYOUTS: dict[str, type[_Narrow] | type[_Wide]] = {"narrow": _Narrow, "wide": _
 
 Tensors = list[torch.Tensor]
 StepFn = Callable[..., tuple[torch.Tensor, ...]]
-# step(x, y, eta, bc2s, weight): one training step of a population, updating pop.state
-Stepper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+# The last two slots of a step's state (Program's arguments and results, Population.state), per
+# trial in the layout's vector shape:
+ACTIVE = -2  # bool: trains this epoch and has stayed finite
+LOSS_SUM = -1  # float64: the epoch's training loss so far (each batch's loss times its share)
 
 
 class Program:
@@ -219,10 +217,10 @@ class Program:
     It works on flat tensor arguments so that a compiled version is called with no pytree work:
         step(*state, *consts, x, y, eta, bc2s, weight) -> new state (a tuple)
     state = params [W0, b0, W1, b1, ...] + m + v + u (optimizer state, each present only when a
-    kind of the group needs it) + [active, acc]; consts = the per-trial hyperparameter tensors in
-    `hp_keys` order; x, y = this step's batch (x [B, F, N] narrow, [N, B, F] wide; y [B, 1, N]
-    in both); eta = this step's per-trial step size; bc2s = Adam's
-    sqrt(1 - beta2^t); weight = the batch's share of the epoch (acc += batch loss * weight).
+    kind of the group needs it) + [active, acc] (the ACTIVE and LOSS_SUM slots); consts = the
+    per-trial hyperparameter tensors in `hp_keys` order; x, y = this step's batch (x [B, F, N]
+    narrow, [N, B, F] wide; y [B, 1, N] in both); eta = this step's per-trial step size; bc2s =
+    Adam's sqrt(1 - beta2^t); weight = the batch's share of the epoch (acc += batch loss * weight).
     """
 
     def __init__(self, spec: Spec, hp_keys: Sequence[str]) -> None:
@@ -234,20 +232,21 @@ class Program:
                   n_params * spec.momentum]
         ends = [sum(counts[: i + 1]) for i in range(4)]
         self.slices = [slice(a, b) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-        self.n_state = ends[-1] + 2
+        self.n_state = ends[-1] + 2  # + ACTIVE, LOSS_SUM
 
     def __call__(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         spec, lay = self.spec, self.lay
         params, m, v, u = (list(args[s]) for s in self.slices)
-        active, acc = args[self.n_state - 2], args[self.n_state - 1]
+        active, acc = args[self.n_state + ACTIVE], args[self.n_state + LOSS_SUM]
         k = self.n_state + len(self.keys)
         hp = dict(zip(self.keys, args[self.n_state : k], strict=True))
         x, y, eta, bc2s, weight = args[k : k + 5]
-        batch_loss, grads = self._loss_and_grads(params, hp, x, y)
+        batch_loss, grads = self.loss_and_grads(params, hp, x, y)
         new_p, new_m, new_v, new_u = [], [], [], []
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            p2, m2, v2, u2 = _update(spec, p, g, m[i] if m else None, v[i] if v else None,
-                                     u[i] if u else None, hp, eta, bc2s)
+            p2, m2, v2, u2 = optimizer_update(spec, p, g, m[i] if m else None,
+                                              v[i] if v else None, u[i] if u else None, hp, eta,
+                                              bc2s)
             new_p.append(p2)
             new_m += [m2] if m2 is not None else []
             new_v += [v2] if v2 is not None else []
@@ -259,9 +258,9 @@ class Program:
         still = active & torch.isfinite(total)
         out_p = [torch.where(still, p2, p) for p2, p in zip(new_p, params, strict=True)]
         acc = acc + batch_loss.to(acc.dtype) * weight
-        return (*out_p, *new_m, *new_v, *new_u, still, acc)
+        return (*out_p, *new_m, *new_v, *new_u, still, acc)  # still at ACTIVE, acc at LOSS_SUM
 
-    def _loss_and_grads(self, params: Tensors, hp: dict[str, torch.Tensor], x: torch.Tensor,
+    def loss_and_grads(self, params: Tensors, hp: dict[str, torch.Tensor], x: torch.Tensor,
                         y: torch.Tensor, grad_out: Tensors | None = None
                         ) -> tuple[torch.Tensor, Tensors]:
         """Per-trial mean batch loss and the gradients of every parameter (written into
@@ -317,14 +316,20 @@ class ValProgram:
         k = self.n_params + len(self.keys)
         hp = dict(zip(self.keys, args[self.n_params : k], strict=True))
         a, ys = args[k], args[k + 1]
-        z = _forward_spec(self.spec, params, a, hp)
-        le = _select(self.spec.losses, hp, partial(_loss_value, z=z, y=ys))
-        hits = (torch.round(torch.sigmoid(z)) == ys).sum((0, 1), dtype=torch.float64)
-        return le.sum((0, 1), dtype=torch.float64), hits
+        return val_sums(self.spec, hp, forward(self.spec, params, a, hp), ys)
 
 
-def _forward_spec(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, torch.Tensor]
-                  ) -> torch.Tensor:
+def val_sums(spec: Spec, hp: dict[str, torch.Tensor], z: torch.Tensor, y: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss sum [N], hits [N]) in float64 of trial-last logits z [c, 1, N] against y [c, 1, 1],
+    each trial with its own loss."""
+    le = _select(spec.losses, hp, partial(_loss_value, z=z, y=y))
+    hits = (torch.round(torch.sigmoid(z)) == y).sum((0, 1), dtype=torch.float64)
+    return le.sum((0, 1), dtype=torch.float64), hits
+
+
+def forward(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, torch.Tensor]
+            ) -> torch.Tensor:
     """Logits of a population on inputs `a` in its layout. Padded units need no mask here:
     their outgoing weights are zero."""
     lay = _LAYOUTS[spec.layout]
@@ -336,7 +341,7 @@ def _forward_spec(spec: Spec, params: Tensors, a: torch.Tensor, hp: dict[str, to
     return z
 
 
-def _update(
+def optimizer_update(
     spec: Spec, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor | None, v: torch.Tensor | None,
     u: torch.Tensor | None, hp: dict[str, torch.Tensor], eta: torch.Tensor, bc2s: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
@@ -369,68 +374,3 @@ def _update(
     base = p * hp["decay"] if spec.decoupled else p
     return base - eta * direction, m, v, u
 
-
-# --- the eager step on flat buffers -------------------------------------------------------------
-
-
-def _flatten(tensors: Tensors, narrow: bool) -> tuple[torch.Tensor, Tensors]:
-    """One buffer holding `tensors` (copied) and views of it shaped like them: [P, N] with the
-    trial last (narrow), [N, P] with the trial first (wide)."""
-    n = tensors[0].shape[-1] if narrow else tensors[0].shape[0]
-    rows = [t.numel() // n for t in tensors]
-    flat = (torch.cat([t.reshape(-1, n) for t in tensors]) if narrow
-            else torch.cat([t.reshape(n, -1) for t in tensors], dim=1))
-    views, start = [], 0
-    for t, r in zip(tensors, rows, strict=True):
-        part = flat[start : start + r] if narrow else flat[:, start : start + r]
-        views.append(part.view(t.shape))
-        start += r
-    return flat, views
-
-
-class FlatStep:
-    """The eager step: Program's math, with the parameters, their gradients and the optimizer
-    state each in one flat buffer, updated in place.
-
-    Eagerly a step costs mostly per-op dispatch (~2 us an op at these sizes), so the optimizer
-    update, the finiteness check and the freezing run once over all parameters instead of once
-    per parameter tensor (with the other whole-process changes, the notebook's step went from 69
-    ops to 47, a group mixing three optimizers, three activations and two losses from 153 to
-    77). The numbers are Program's, bit for bit (a test checks it); only the finiteness sum
-    adds the parameters in another order (it only decides finite or not).
-
-    It takes over the population's parameters: pop.state's parameters become views of its
-    buffer, so validation and weights_of read them as before; the optimizer state lives here.
-    Called as step(x, y, eta, bc2s, weight), it updates pop.state in place.
-    """
-
-    def __init__(self, pop: _Population) -> None:
-        self.pop, self.program, self.spec = pop, pop.program, pop.spec
-        n_params = 2 * pop.spec.depth
-        self.p, views = _flatten(pop.state[:n_params], pop.narrow)
-        pop.state[:n_params] = views
-        self.params = views
-        self.g, self.grad_views = _flatten([torch.zeros_like(v) for v in views], pop.narrow)
-        m_slot, v_slot, u_slot = (pop.program.slices[i] for i in (1, 2, 3))
-        self.m, self.v, self.u = (torch.zeros_like(self.p) if sl.stop > sl.start else None
-                                  for sl in (m_slot, v_slot, u_slot))
-        self.hp = dict(zip(pop.program.keys, pop.consts, strict=True))
-        # per-trial vectors broadcast against [P, N] as they are; against [N, P] as [N, 1]
-        self.hp_flat = self.hp if pop.narrow else {
-            k: t.view(pop.np, 1) for k, t in self.hp.items() if t.shape[1:] == (1, 1)}
-        self.trial_dim = 0 if pop.narrow else 1  # the flat buffer's parameter dimension
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
-                 weight: torch.Tensor) -> None:
-        pop = self.pop
-        batch_loss, _ = self.program._loss_and_grads(self.params, self.hp, x, y, self.grad_views)
-        if not pop.narrow:
-            batch_loss, eta = batch_loss.view(pop.np), eta.view(pop.np, 1)
-        new_p, self.m, self.v, self.u = _update(self.spec, self.p, self.g, self.m, self.v,
-                                                self.u, self.hp_flat, eta, bc2s)
-        # a trial whose loss or new weights are non-finite stops here, keeping its old weights
-        total = new_p.sum(self.trial_dim) + batch_loss
-        still = pop.state[-2].view(pop.np) & torch.isfinite(total)
-        torch.where(still if pop.narrow else still.view(pop.np, 1), new_p, self.p, out=self.p)
-        pop.state[-2] = still.view(pop.vshape)
-        pop.state[-1].add_(batch_loss.view(pop.vshape).to(torch.float64) * weight)
