@@ -13,9 +13,8 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static
 
 from engine.store.store import Metric, StoreError, TrialRow
 from engine.study.report import flat_config
-from tui.render import fmt_pct, fmt_value
+from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
 from tui.screens.guard import leave_on_store_error
-from tui.screens.run import fmt_num, styled_status
 from tui.widgets.loss_plot import LossPlot, curve
 from tui.widgets.map_panel import MapPanel
 

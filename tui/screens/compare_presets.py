@@ -18,7 +18,7 @@ from engine.presets.parse import Preset
 from engine.store.store import Store, StoreError
 from engine.study import analysis, eta, report
 from tui import services as actions
-from tui.render import fmt_pct, fmt_value
+from tui.format import fmt_pct, fmt_value
 
 
 def settings(p: Preset) -> dict[str, Any]:

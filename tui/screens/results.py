@@ -18,9 +18,9 @@ from engine.store.store import StoreError
 from engine.study import report
 from tui import render
 from tui.files import write_atomically
+from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
 from tui.screens.export import ExportScreen
 from tui.screens.guard import leave_on_store_error
-from tui.screens.run import fmt_num, styled_status
 from tui.widgets.loss_plot import ValuePlot
 from tui.widgets.map_panel import MapPanel
 from tui.widgets.tables import heatmap, predictions_table
@@ -124,8 +124,8 @@ class ResultsScreen(Screen[None]):
         if data.get("vault"):
             v = data["vault"]
             parts.append(f"test vault opened {v['created']}: trial {v['trial_number']}, test "
-                         f"accuracy {render.fmt_pct(v['test_acc'])} (validation "
-                         f"{render.fmt_pct(v['val_acc'])})")
+                         f"accuracy {fmt_pct(v['test_acc'])} (validation "
+                         f"{fmt_pct(v['val_acc'])})")
         self.query_one("#impact-text", Static).update(Group(*parts))
         self._value_plots(data.get("impact") or [])
 
@@ -138,7 +138,7 @@ class ResultsScreen(Screen[None]):
         plots = [ValuePlot(classes="value-plot") for _ in rows]
         box.mount_all(plots)
         for plot, row in zip(plots, rows, strict=False):
-            plot.draw(row["param"], [render.fmt_value(v) for v in row["values"]], row["means"],
+            plot.draw(row["param"], [fmt_value(v) for v in row["values"]], row["means"],
                       row["stds"])
 
     def _row_values(self, t: dict[str, Any]) -> list[Any]:
@@ -160,7 +160,7 @@ class ResultsScreen(Screen[None]):
         rows.sort(key=lambda r: sort_key(r[self.sort_column]), reverse=self.sort_reverse)
         for r in rows:
             number = f"*{r[0]}" if r[0] == self.marked else str(r[0])  # * marks for compare
-            cells = [number, *(render.fmt_value(v) for v in r[1:-5]), str(r[-5]),
+            cells = [number, *(fmt_value(v) for v in r[1:-5]), str(r[-5]),
                      styled_status(r[-4]), fmt_num(r[-3], pct=True), fmt_num(r[-2]), str(r[-1])]
             table.add_row(*cells, key=str(r[0]))
         if table.row_count:

@@ -29,8 +29,8 @@ from engine.study import report
 from engine.study.report import changes, flat_config, varying_keys
 from tui import render
 from tui import services as actions
+from tui.format import fmt_num, fmt_value, styled_status
 from tui.messages import MetricsPolled, StudyPolled
-from tui.render import fmt_value
 from tui.screens.guard import leave_on_store_error
 from tui.screens.presets import nap
 from tui.widgets.loss_plot import LossPlot, curve
@@ -40,19 +40,6 @@ TABLE_SECONDS = 1.0  # the trials (table, statuses) at most this often: what a p
 IDLE_POLL_SECONDS = 2.0  # the longest wait between polls once nothing has changed for a while
 REDRAW_SECONDS = 1.0  # the plots are redrawn at most this often
 BAND_ABOVE = 8  # more trials than this: the all-trials plot draws a band, not a line each
-STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bold cyan",
-                "completed": "green", "interrupted": "magenta", "pending": "dim"}
-
-
-def styled_status(status: str) -> str:
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/]" if style else status
-
-
-def fmt_num(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
 
 
 def cell_width(value: Any) -> int:

@@ -24,8 +24,8 @@ from textual.widgets import Footer, Header, Input, Label, Static
 from engine.run import vault
 from engine.store.store import StoreError, StudyRow, TrialRow
 from engine.study import analysis, report
+from tui.format import fmt_pct
 from tui.messages import VaultDone
-from tui.render import fmt_pct
 from tui.screens.confirm import ConfirmVault
 from tui.screens.guard import leave_on_store_error
 
