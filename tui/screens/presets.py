@@ -17,11 +17,10 @@ from engine.presets.library import PresetInfo, find_presets
 from engine.store.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions
+from tui.format import styled_status
 from tui.messages import StudiesPolled
 
 POLL_SECONDS = 1.0
-STATUS_STYLE = {"running": "bold green", "completed": "", "interrupted": "magenta",
-                "failed": "red", "pending": "yellow"}
 
 
 def nap(worker: Worker[None], seconds: float) -> None:
@@ -199,9 +198,8 @@ class PresetsScreen(Screen[None]):
         keep = table.cursor_row
         table.clear()
         for s in reversed(message.studies):  # newest first
-            style = STATUS_STYLE.get(s.status, "")
-            status = f"[{style}]{s.status}[/]" if style else s.status
-            table.add_row(str(s.id), s.name or s.preset_name or "", s.strategy, status,
+            table.add_row(str(s.id), s.name or s.preset_name or "", s.strategy,
+                          styled_status(s.status),
                           study_progress(s), s.created[:16].replace("T", " "), key=str(s.id))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
