@@ -8,12 +8,12 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 
 from engine.store.store import Metric, StoreError, TrialRow
 from engine.study.report import flat_config
 from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
+from tui.screens.base import AppScreen
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import LossPlot, curve
 from tui.widgets.map_panel import MapPanel
@@ -33,7 +33,7 @@ def diff_table(titles: list[str], configs: list[dict[str, object]]) -> Table:
     return table
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(AppScreen[None]):
     """Two trials of a study: what differs between their configurations (highlighted), their
     final metrics, their loss curves on one plot, and their decision maps side by side (m)."""
 
@@ -64,7 +64,7 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}: trial {self.numbers[0]} vs {self.numbers[1]}"
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             self.pair = [store.trial(self.study_id, n) for n in self.numbers]
             self.metrics = store.metrics([t.id for t in self.pair])

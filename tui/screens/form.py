@@ -9,7 +9,6 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from engine.presets.library import user_presets_dir
@@ -20,12 +19,13 @@ from engine.study import strategies
 from tui import form_model
 from tui import services as actions
 from tui.files import write_atomically
+from tui.screens.base import AppScreen
 from tui.screens.confirm import ConfirmOverwrite
 from tui.screens.predictions import Predictions, PredictionsScreen, listed
 from tui.widgets.param_field import ParamField
 
 
-class FormScreen(Screen[None]):
+class FormScreen(AppScreen[None]):
     """Edit a preset: values are checked as you type with the engine's rules; the bottom line
     shows the study's trial count and ETA next to what the other strategies would cost.
     Optionally write down predictions (ctrl+r) before launching; the results score them."""
@@ -76,14 +76,14 @@ class FormScreen(Screen[None]):
         self.revalidate()
         self.query_one("#name", Input).focus()
         self._read_calibration()
-        self.app.warm_runner.warm()  # type: ignore[attr-defined]  # a launch will follow soon
+        self.app.warm_runner.warm()  # a launch will follow soon
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="calibration")
     def _read_calibration(self) -> None:
         """The store's past runs, as `hp-tui run` reads them, so that the ETA shown here is the
         CLI's (read off the UI thread, once)."""
-        store = self.app.store  # type: ignore[attr-defined]
-        on_ray = self.app.placement.executor == "ray"  # type: ignore[attr-defined]
+        store = self.app.store
+        on_ray = self.app.placement.executor == "ray"
         try:
             runs = actions.past_runs(store, on_ray=on_ray,
                                      preset=self.source.name if self.source else None)
@@ -137,7 +137,7 @@ class FormScreen(Screen[None]):
             return
         try:
             line = actions.cost(self.preset, self.calibration).line()
-            place = self.app.placement.where()  # type: ignore[attr-defined]
+            place = self.app.placement.where()
             n = len(self.current_predictions())
             cost.update(line + (f"\nlaunches {place}" if place else "")
                         + (f"\npredictions: {n} recorded (ctrl+r)" if n else ""))
@@ -213,8 +213,8 @@ class FormScreen(Screen[None]):
             self.notify("the preset has problems; fix the fields marked in red first",
                         severity="error")
             return
-        store = self.app.store  # type: ignore[attr-defined]
-        placement = self.app.placement  # type: ignore[attr-defined]
+        store = self.app.store
+        placement = self.app.placement
         try:
             plan = strategies.plan(self.preset.config, self.preset.study)
             too_big = actions.launch_memory_refusal(self.preset, plan, placement.executor)
@@ -229,7 +229,7 @@ class FormScreen(Screen[None]):
             predictions = self.current_predictions()
             if predictions:  # written before the runner starts: a guess, not a look back
                 store.set_predictions(study_id, predictions)
-            pid = self.app.warm_runner.launch(store, study_id)  # type: ignore[attr-defined]
+            pid = self.app.warm_runner.launch(store, study_id)
         except (OSError, ValueError, StoreError) as e:
             self.notify(f"cannot start the study: {e}", severity="error")
             return

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
@@ -19,6 +18,7 @@ from engine.study import report
 from tui import services as actions
 from tui.format import styled_status
 from tui.messages import StudiesPolled
+from tui.screens.base import AppScreen
 
 POLL_SECONDS = 1.0
 
@@ -44,7 +44,7 @@ def study_progress(s: StudyRow) -> str:
     return f"{done}/{sum(s.counts.values())}{extra}"
 
 
-class PresetsScreen(Screen[None]):
+class PresetsScreen(AppScreen[None]):
     """Pick a preset to edit and launch (enter), start from the notebook (n), or open a study.
     Compare two presets: space marks one, then c on another."""
 
@@ -76,7 +76,7 @@ class PresetsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.app.store.path)  # type: ignore[attr-defined]
+        self.sub_title = str(self.app.store.path)
         presets = self.query_one("#presets", DataTable)
         self._name_col = presets.add_columns("name", "source", "study", "description")[0]
         studies = self.query_one("#studies", DataTable)
@@ -174,7 +174,7 @@ class PresetsScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll-studies")
     def poll_studies(self) -> None:
         worker = get_current_worker()
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         failing = False
         while not worker.is_cancelled:
             try:
@@ -212,13 +212,13 @@ class PresetsScreen(Screen[None]):
                             self.action_compare)
 
 
-def open_study(screen: Screen, study_id: int) -> None:
+def open_study(screen: AppScreen[None], study_id: int) -> None:
     """A running or unfinished study opens live; a finished one opens its results."""
     from tui.screens.results import ResultsScreen
     from tui.screens.run import RunScreen
 
     try:
-        study = screen.app.store.study(study_id)  # type: ignore[attr-defined]
+        study = screen.app.store.study(study_id)
     except StoreError as e:
         screen.notify(str(e), severity="error")
         return

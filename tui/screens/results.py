@@ -11,7 +11,6 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from engine.store.store import StoreError
@@ -19,6 +18,7 @@ from engine.study import report
 from tui import render
 from tui.files import write_atomically
 from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
+from tui.screens.base import AppScreen
 from tui.screens.export import ExportScreen
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import ValuePlot
@@ -35,7 +35,7 @@ def sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) else (0, str(value))
 
 
-class ResultsScreen(Screen[None]):
+class ResultsScreen(AppScreen[None]):
     """Read a study: trials (sort with s or by clicking a header), the impact table (which
     hyperparameters matter, and whether each effect is above seed noise), the interaction of a
     two-parameter grid, the highlighted trial's decision map (m); compare two trials (space marks
@@ -91,7 +91,7 @@ class ResultsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load-results")
     def load(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             data = report.study_dict(store, store.study(self.study_id))
         except StoreError as e:

@@ -16,7 +16,6 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
@@ -31,6 +30,7 @@ from tui import render
 from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
 from tui.messages import MetricsPolled, StudyPolled
+from tui.screens.base import AppScreen
 from tui.screens.guard import leave_on_store_error
 from tui.screens.presets import nap
 from tui.widgets.loss_plot import LossPlot, curve
@@ -69,7 +69,7 @@ def loss_percentiles(metrics: dict[int, list[Metric]], qs: Iterable[float]
     return out
 
 
-class RunScreen(Screen[None]):
+class RunScreen(AppScreen[None]):
     """Watch a study train: loss curves of the selected trial (left) and validation loss of every
     trial (right), progress with ETA, and each trial's status as it changes."""
 
@@ -116,7 +116,7 @@ class RunScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}"
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             trials = store.trials(self.study_id)
             study = store.study(self.study_id)
@@ -151,7 +151,7 @@ class RunScreen(Screen[None]):
         between rounds grows while nothing changes (a finished study costs almost nothing) and
         polling stops while another screen covers this one."""
         worker = get_current_worker()
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         cursor: tuple[int, int] | None = None
         seen: tuple[Any, ...] | None = None
         wait, table_due = POLL_SECONDS, 0.0
@@ -340,7 +340,7 @@ class RunScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
     def _stop(self) -> None:
-        ok = actions.stop(self.app.store, self.study_id)  # type: ignore[attr-defined]
+        ok = actions.stop(self.app.store, self.study_id)
         self.app.call_from_thread(self._stopped, ok)
 
     def _stopped(self, ok: bool) -> None:
@@ -352,7 +352,7 @@ class RunScreen(Screen[None]):
             self.notify("the runner did not stop in time", severity="error")
 
     def action_resume(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             if actions.runner_pid(store, self.study_id) is not None:
                 self.notify("a runner already holds this study", severity="warning")

@@ -18,7 +18,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from engine.run import vault
@@ -26,6 +25,7 @@ from engine.store.store import StoreError, StudyRow, TrialRow
 from engine.study import analysis, report
 from tui.format import fmt_pct
 from tui.messages import VaultDone
+from tui.screens.base import AppScreen
 from tui.screens.confirm import ConfirmVault
 from tui.screens.guard import leave_on_store_error
 
@@ -61,7 +61,7 @@ def run_vault(store_path: Path, study_id: int, trial: int) -> tuple[dict[str, An
     return (record if isinstance(record, dict) else None), message
 
 
-class VaultScreen(Screen[None]):
+class VaultScreen(AppScreen[None]):
     """Evaluate one chosen trial on the locked test split: once per study, after confirmation.
     Then the test accuracy stands next to the validation accuracy, with the gap explained."""
 
@@ -95,7 +95,7 @@ class VaultScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}: test vault"
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             self.record = store.vault(self.study_id)
             trials = store.trials(self.study_id)
@@ -133,7 +133,7 @@ class VaultScreen(Screen[None]):
             box.update("[red]type a trial number[/]")
             return
         try:
-            t = self.app.store.trial(self.study_id, number)  # type: ignore[attr-defined]
+            t = self.app.store.trial(self.study_id, number)
         except StoreError as e:
             box.update(f"[red]{e}[/]")
             return
@@ -154,7 +154,7 @@ class VaultScreen(Screen[None]):
         key = json.dumps(t.config.get("data", {}), sort_keys=True)
         if key not in self._notes:
             try:
-                earlier = vault.earlier_evaluations(self.app.store,  # type: ignore[attr-defined]
+                earlier = vault.earlier_evaluations(self.app.store,
                                                     self.study, t)
             except StoreError:
                 return None, None  # the store is failing: the guard tells; ask again next time
@@ -194,7 +194,7 @@ class VaultScreen(Screen[None]):
             self.notify("type the number of a trial", severity="error")
             return
         try:
-            t = self.app.store.trial(self.study_id, number)  # type: ignore[attr-defined]
+            t = self.app.store.trial(self.study_id, number)
         except StoreError as e:
             self.notify(str(e), severity="error")
             return
@@ -219,7 +219,7 @@ class VaultScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
     def evaluate(self, number: int) -> None:
-        store_path = self.app.store.path  # type: ignore[attr-defined]
+        store_path = self.app.store.path
         record, message = run_vault(store_path, self.study_id, number)
         self.post_message(VaultDone(record, message or None))
 
