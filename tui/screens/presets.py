@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterable
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
-from textual.worker import Worker, get_current_worker
+from textual.worker import get_current_worker
 
 from engine.presets.library import PresetInfo, find_presets
 from engine.store.store import Store, StoreError, StudyRow
@@ -18,16 +17,10 @@ from engine.study import report
 from tui import services as actions
 from tui.format import styled_status
 from tui.messages import StudiesPolled
+from tui.polling import nap
 from tui.screens.base import AppScreen
 
 POLL_SECONDS = 1.0
-
-
-def nap(worker: Worker[None], seconds: float) -> None:
-    """Sleep between polls, waking early when cancelled (so quitting never waits a whole poll)."""
-    end = time.monotonic() + seconds
-    while not worker.is_cancelled and time.monotonic() < end:
-        time.sleep(0.05)
 
 
 def shown(store: Store, s: StudyRow) -> StudyRow:

@@ -30,9 +30,9 @@ from tui import render
 from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
 from tui.messages import MetricsPolled, StudyPolled
+from tui.polling import nap
 from tui.screens.base import AppScreen
 from tui.screens.guard import leave_on_store_error
-from tui.screens.presets import nap
 from tui.widgets.loss_plot import LossPlot, curve
 
 POLL_SECONDS = 0.3  # new epochs are read this often while the study moves
