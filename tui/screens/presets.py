@@ -17,7 +17,7 @@ from engine.study import report
 from tui import services as actions
 from tui.format import styled_status
 from tui.messages import StudiesPolled
-from tui.polling import nap
+from tui.polling import PollingScreen, nap
 from tui.screens.base import AppScreen
 
 POLL_SECONDS = 1.0
@@ -37,7 +37,7 @@ def study_progress(s: StudyRow) -> str:
     return f"{done}/{sum(s.counts.values())}{extra}"
 
 
-class PresetsScreen(AppScreen[None]):
+class PresetsScreen(PollingScreen):
     """Pick a preset to edit and launch (enter), start from the notebook (n), or open a study.
     Compare two presets: space marks one, then c on another."""
 
@@ -169,7 +169,7 @@ class PresetsScreen(AppScreen[None]):
         worker = get_current_worker()
         store = self.app.store
         failing = False
-        while not worker.is_cancelled:
+        while self.wait_until_shown(worker):  # paused while another screen covers the list
             try:
                 studies = [shown(store, s) for s in store.studies()]
             except StoreError as e:

@@ -6,7 +6,6 @@ quitting the app or opening a second one changes nothing for the runner.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -30,8 +29,7 @@ from tui import render
 from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
 from tui.messages import MetricsPolled, StudyPolled
-from tui.polling import nap
-from tui.screens.base import AppScreen
+from tui.polling import PollingScreen, nap
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import LossPlot, curve
 
@@ -69,7 +67,7 @@ def loss_percentiles(metrics: dict[int, list[Metric]], qs: Iterable[float]
     return out
 
 
-class RunScreen(AppScreen[None]):
+class RunScreen(PollingScreen):
     """Watch a study train: loss curves of the selected trial (left) and validation loss of every
     trial (right), progress with ETA, and each trial's status as it changes."""
 
@@ -98,8 +96,6 @@ class RunScreen(AppScreen[None]):
         self.baseline: dict[str, Any] | None = None
         self._stopping = False
         self._cells: dict[int, dict[str, Any]] = {}  # what each row shows now
-        self._visible = threading.Event()  # cleared while another screen covers this one
-        self._visible.set()
         self._plots_dirty = False
         self._last_redraw = -1e9
         self._redraw_timer: Any = None
@@ -157,9 +153,8 @@ class RunScreen(AppScreen[None]):
         wait, table_due = POLL_SECONDS, 0.0
         failing = False
         while not worker.is_cancelled:
-            if not self._visible.is_set():
-                self._visible.wait(0.25)
-                continue
+            if not self.wait_until_shown(worker):
+                break
             try:
                 delta = store.metrics_since(self.study_id, cursor)
                 study = store.study(self.study_id)
@@ -188,12 +183,6 @@ class RunScreen(AppScreen[None]):
             elif now == seen and not delta.rows:
                 wait = min(IDLE_POLL_SECONDS, wait * 1.5)
             nap(worker, wait)
-
-    def on_screen_suspend(self) -> None:
-        self._visible.clear()
-
-    def on_screen_resume(self) -> None:
-        self._visible.set()
 
     def on_metrics_polled(self, message: MetricsPolled) -> None:
         if message.full:
