@@ -355,17 +355,18 @@ def test_run_screen_reads_only_what_changed_and_nothing_while_covered(store: Sto
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await open_seeded_run(app, pilot, study_id)
+            await open_seeded_run(app, pilot, study_id)
             before = dict(calls)
             await pilot.pause(3.0)
             assert calls["trials"] == before["trials"]  # nothing changed: no trial re-read
             assert calls["metrics_since"] - before["metrics_since"] <= 6  # 10 at a fixed 0.3 s
-            await screen.run_action("results")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
             await pilot.pause(0.5)
             covered = calls["metrics_since"]
             await pilot.pause(2.5)
-            assert calls["metrics_since"] == covered  # the Results screen is on top
-            app.pop_screen()
+            assert calls["metrics_since"] == covered  # the help is on top
+            await pilot.press("escape")
             await until(pilot, lambda: calls["metrics_since"] > covered, timeout=5)
 
     run(go())

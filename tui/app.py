@@ -1,7 +1,8 @@
 """The hp-tui terminal app: a thin shell of screens over the store.
 
 The app process never imports torch: it reads the store, renders, and starts or stops detached
-runner processes. Every screen lives in `tui/screens/`, all styling in `tui/app.tcss`.
+runner processes. Every screen lives in `tui/screens/`, all styling in `tui/app.tcss`; screens
+ask to go elsewhere with `tui.messages.Navigate` messages and `tui.routes` builds the screens.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.store.store import Store, StoreError, default_store_path
+from tui import routes
 from tui import services as actions
 from tui.cli import exitcodes
+from tui.messages import Navigate
 from tui.screens.too_small import TooSmallScreen
 from tui.services import Placement
 
@@ -49,22 +52,19 @@ class HpTuiApp(App[int]):
         self.warm_runner.close()
 
     def get_default_screen(self) -> Screen:
-        from tui.screens.presets import PresetsScreen
-
-        return PresetsScreen()  # the bottom of the stack, so nothing can land under it
+        return routes.home_screen()  # the bottom of the stack, so nothing can land under it
 
     def on_mount(self) -> None:
         self._check_size(self.size.width, self.size.height)
 
     # -- keys and commands ---------------------------------------------------------------------
 
-    def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
+    @on(Navigate)
+    def _navigate(self, message: Navigate) -> None:
+        routes.navigate(self, message)
 
-        if isinstance(self.screen, HelpScreen):
-            return
-        # Taken now: once the help is up, its own keys are the active ones.
-        self.push_screen(HelpScreen(self.screen, list(self.active_bindings.values())))
+    def action_help(self) -> None:
+        routes.show_help(self)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -77,10 +77,7 @@ class HpTuiApp(App[int]):
             yield from extra()
 
     def action_home(self) -> None:
-        from tui.screens.presets import PresetsScreen
-
-        while len(self.screen_stack) > 1 and not isinstance(self.screen, PresetsScreen):
-            self.pop_screen()
+        routes.go_home(self)
 
     # -- a terminal too small says so instead of breaking --------------------------------------
 

@@ -19,6 +19,7 @@ from engine.study import strategies
 from tui import form_model
 from tui import services as actions
 from tui.files import write_atomically
+from tui.messages import StudyLaunched
 from tui.screens.base import AppScreen
 from tui.screens.confirm import ConfirmOverwrite
 from tui.screens.predictions import Predictions, PredictionsScreen, listed
@@ -207,8 +208,6 @@ class FormScreen(AppScreen[None]):
     # -- launch ----------------------------------------------------------------------------------
 
     def action_launch(self) -> None:
-        from tui.screens.run import RunScreen
-
         if self.preset is None:
             self.notify("the preset has problems; fix the fields marked in red first",
                         severity="error")
@@ -233,8 +232,7 @@ class FormScreen(AppScreen[None]):
         except (OSError, ValueError, StoreError) as e:
             self.notify(f"cannot start the study: {e}", severity="error")
             return
-        self.app.pop_screen()
-        self.app.push_screen(RunScreen(study_id, pid=pid))
+        self.post_message(StudyLaunched(study_id, pid))  # its Run screen replaces this form
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Save preset", "Write the form as a TOML preset", self.action_save)

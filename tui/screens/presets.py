@@ -16,9 +16,8 @@ from engine.store.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions
 from tui.format import styled_status
-from tui.messages import StudiesPolled
+from tui.messages import OpenForm, OpenPresetCompare, OpenStudy, StudiesPolled
 from tui.polling import PollingScreen, nap
-from tui.screens.base import AppScreen
 
 POLL_SECONDS = 1.0
 
@@ -57,6 +56,7 @@ class PresetsScreen(PollingScreen):
         super().__init__()
         self.presets: list[PresetInfo] = []
         self._shown: tuple = ()
+        self.studies: dict[int, StudyRow] = {}  # as the list shows them, by id
         self.marked: int | None = None  # index into self.presets
 
     def compose(self) -> ComposeResult:
@@ -99,9 +99,7 @@ class PresetsScreen(PollingScreen):
             table.move_cursor(row=min(keep, table.row_count - 1))
 
     def action_new_preset(self) -> None:
-        from tui.screens.form import FormScreen
-
-        self.app.push_screen(FormScreen(None))
+        self.post_message(OpenForm(None))
 
     def _highlighted_preset(self) -> int | None:
         table = self.query_one("#presets", DataTable)
@@ -130,8 +128,6 @@ class PresetsScreen(PollingScreen):
             self.notify(f"{self.presets[i].name} marked: highlight another and press c")
 
     def action_compare(self) -> None:
-        from tui.screens.compare_presets import PresetCompareScreen
-
         i = self._highlighted_preset()
         if self.marked is None or i is None or i == self.marked:
             self.notify("mark a preset with space, highlight another, then press c",
@@ -141,7 +137,7 @@ class PresetsScreen(PollingScreen):
         if a is None or b is None:
             self.notify("an invalid preset cannot be compared; fix it first", severity="error")
             return
-        self.app.push_screen(PresetCompareScreen(a, b))
+        self.post_message(OpenPresetCompare(a, b))
 
     def action_switch_table(self) -> None:
         target = "#studies" if self.focused and self.focused.id == "presets" else "#presets"
@@ -149,18 +145,19 @@ class PresetsScreen(PollingScreen):
 
     @on(DataTable.RowSelected, "#presets")
     def _open_preset(self, event: DataTable.RowSelected) -> None:
-        from tui.screens.form import FormScreen
-
         info = self.presets[int(str(event.row_key.value))]
         if info.preset is None:
             self.notify(str(info.error), title=f"{info.name} is invalid", severity="error",
                         timeout=12)
             return
-        self.app.push_screen(FormScreen(info.preset))
+        self.post_message(OpenForm(info.preset))
 
     @on(DataTable.RowSelected, "#studies")
     def _open_study(self, event: DataTable.RowSelected) -> None:
-        open_study(self, int(str(event.row_key.value)))
+        """A running or unfinished study opens live; a finished one opens its results."""
+        study = self.studies.get(int(str(event.row_key.value)))
+        if study is not None:
+            self.post_message(OpenStudy(study.id, study.status))
 
     # -- the studies list follows the store ------------------------------------------------------
 
@@ -187,6 +184,7 @@ class PresetsScreen(PollingScreen):
         if shown == self._shown:
             return
         self._shown = shown
+        self.studies = {s.id: s for s in message.studies}
         table = self.query_one("#studies", DataTable)
         keep = table.cursor_row
         table.clear()
@@ -204,18 +202,3 @@ class PresetsScreen(PollingScreen):
         yield SystemCommand("Compare presets", "The marked preset and the highlighted one",
                             self.action_compare)
 
-
-def open_study(screen: AppScreen[None], study_id: int) -> None:
-    """A running or unfinished study opens live; a finished one opens its results."""
-    from tui.screens.results import ResultsScreen
-    from tui.screens.run import RunScreen
-
-    try:
-        study = screen.app.store.study(study_id)
-    except StoreError as e:
-        screen.notify(str(e), severity="error")
-        return
-    if study.status == "completed":
-        screen.app.push_screen(ResultsScreen(study_id))
-    else:
-        screen.app.push_screen(RunScreen(study_id))

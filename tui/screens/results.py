@@ -18,6 +18,7 @@ from engine.study import report
 from tui import render
 from tui.files import write_atomically
 from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
+from tui.messages import OpenCompare, OpenRun, OpenVault
 from tui.screens.base import AppScreen
 from tui.screens.export import ExportScreen
 from tui.screens.guard import leave_on_store_error
@@ -239,24 +240,18 @@ class ResultsScreen(AppScreen[None]):
         self.notify(f"wrote {path}", title="exported")
 
     def action_vault(self) -> None:
-        from tui.screens.vault import VaultScreen
-
-        self.app.push_screen(VaultScreen(self.study_id))
+        self.post_message(OpenVault(self.study_id))
 
     def action_compare(self) -> None:
-        from tui.screens.compare import CompareScreen
-
         current = self.selected_trial()
         if self.marked is None or current is None or current == self.marked:
             self.notify("mark a trial with space, highlight another, then press c",
                         severity="warning")
             return
-        self.app.push_screen(CompareScreen(self.study_id, self.marked, current))
+        self.post_message(OpenCompare(self.study_id, self.marked, current))
 
     def action_watch(self) -> None:
-        from tui.screens.run import RunScreen
-
-        self.app.push_screen(RunScreen(self.study_id))
+        self.post_message(OpenRun(self.study_id))
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Export results", "Write csv, json or md", self.action_export)

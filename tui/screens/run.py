@@ -28,7 +28,7 @@ from engine.study.report import changes, flat_config, varying_keys
 from tui import render
 from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
-from tui.messages import MetricsPolled, StudyPolled
+from tui.messages import MetricsPolled, OpenResults, StudyPolled
 from tui.polling import PollingScreen, nap
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import LossPlot, curve
@@ -362,9 +362,7 @@ class RunScreen(PollingScreen):
         self.notify(f"resuming study {self.study_id} (runner pid {pid})")
 
     def action_results(self) -> None:
-        from tui.screens.results import ResultsScreen
-
-        self.app.push_screen(ResultsScreen(self.study_id))
+        self.post_message(OpenResults(self.study_id))
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Stop the runner", "The study stays resumable", self.action_stop)
