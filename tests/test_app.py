@@ -525,9 +525,9 @@ def test_compare_highlights_differences(store: Store) -> None:
             await open_results(app, pilot, study_id)
             # Mark trial 1 (relu), compare it with trial 3 (tanh, same lr and seed).
             await pilot.press("space", "down", "down", "c")
-            await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen)
+                        and len(app.screen.pair) == 2)
             assert app.screen.numbers == (1, 3)
-            assert len(app.screen.pair) == 2
             shown = text_of(app, "#compare-table")
             assert "activation" in shown and "relu" in shown and "tanh" in shown
             assert "lr" not in shown.split("seed")[0]  # equal values are not listed
@@ -544,17 +544,17 @@ def test_vault_confirms_evaluates_once_and_then_only_shows(store: Store) -> None
         async with app.run_test(size=SIZE) as pilot:
             app.push_screen(VaultScreen(study_id))
             screen = app.screen
-            await pilot.pause()
-            assert screen.query_one("#vault-trial", Input).value != ""  # best trial preset
+            await until(pilot, lambda: bool(screen.query("#vault-trial"))
+                        and screen.query_one("#vault-trial", Input).value != "")  # the best
+            await until(pilot, lambda: screen.check_action("open_vault", ()) is True)
             await pilot.press("ctrl+o")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmVault)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmVault))
             assert "once" in text_of(app, ".question").lower()
             await pilot.press("n")
             await pilot.pause()
             assert store.vault(study_id) is None
             await pilot.press("ctrl+o")
-            await pilot.pause()
+            await until(pilot, lambda: isinstance(app.screen, ConfirmVault))
             await pilot.press("y")
             await until(pilot, lambda: screen.record is not None, timeout=120)
             record = store.vault(study_id)
@@ -566,7 +566,7 @@ def test_vault_confirms_evaluates_once_and_then_only_shows(store: Store) -> None
         app2 = HpTuiApp(store=store)
         async with app2.run_test(size=SIZE) as pilot:
             app2.push_screen(VaultScreen(study_id))
-            await pilot.pause()
+            await until(pilot, lambda: app2.screen.record is not None)
             assert app2.screen.record == record
             assert app2.screen.check_action("open_vault", ()) is False
 

@@ -47,6 +47,43 @@ class VaultDone(Message):
     error: str | None
 
 
+@dataclass
+class StudyOpened(Message):
+    """What the Run screen needs before its first poll: the study and its trials."""
+
+    study: StudyRow
+    trials: list[TrialRow]
+
+
+@dataclass
+class TrialPairRead(Message):
+    pair: list[TrialRow]
+    metrics: dict[int, list[Metric]]
+
+
+@dataclass
+class VaultOpened(Message):
+    record: dict[str, Any] | None  # the vault's record, once opened
+    trials: list[TrialRow]
+    study: StudyRow
+    blocked: str | None  # why the vault cannot open now
+
+
+@dataclass
+class VaultTrialRead(Message):
+    """One trial as the vault screen checks it: for showing the choice, or for ctrl+o."""
+
+    number: int
+    trial: TrialRow | None
+    error: str | None  # the store's, when the trial could not be read
+    refused: str | None  # why its data refuses the vault
+    seen_before: str | None  # the warning for a test split evaluated before
+    to_open: bool
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, VaultTrialRead) and not message.to_open and not self.to_open
+
+
 # -- navigation: a screen says where to go; tui.routes builds the screen -------------------------
 
 @dataclass

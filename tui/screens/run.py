@@ -28,7 +28,7 @@ from engine.study.report import changes, flat_config, varying_keys
 from tui import render
 from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
-from tui.messages import MetricsPolled, OpenResults, StudyPolled
+from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
 from tui.polling import PollingScreen, nap
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import LossPlot, curve
@@ -112,13 +112,11 @@ class RunScreen(PollingScreen):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}"
-        store = self.app.store
-        try:
-            trials = store.trials(self.study_id)
-            study = store.study(self.study_id)
-        except StoreError as e:
-            leave_on_store_error(self, e, f"cannot open study {self.study_id}")
-            return
+        self.query_one("#run-trials", DataTable).focus()
+        self.poll()
+
+    def on_study_opened(self, message: StudyOpened) -> None:
+        study, trials = message.study, message.trials
         # one-at-a-time trials differ from the preset in one place: one "change" column
         self.baseline = (TrialConfig.from_dict(study.baseline).flat()
                          if study.strategy == "sensitivity" else None)
@@ -133,14 +131,13 @@ class RunScreen(PollingScreen):
             table.add_column(label, key=key)
         total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
         self.query_one("#run-progress", ProgressBar).update(total=max(total, 1), progress=0)
-        table.focus()
-        self.poll()
 
     # -- polling ----------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll-run")
     def poll(self) -> None:
-        """Read what is new; one message per kind per round, none when nothing changed.
+        """Read the study (StudyOpened), then what is new; one message per kind per round, none
+        when nothing changed.
 
         Each round reads the new epochs (an incremental cursor), the study row (its trial
         counts) and the lease; the trials themselves only when one of those moved. The wait
@@ -148,6 +145,13 @@ class RunScreen(PollingScreen):
         polling stops while another screen covers this one."""
         worker = get_current_worker()
         store = self.app.store
+        try:  # the columns first (what varies), then the polls fill them
+            self.post_message(StudyOpened(store.study(self.study_id),
+                                          store.trials(self.study_id)))
+        except StoreError as e:
+            self.app.call_from_thread(leave_on_store_error, self, e,
+                                      f"cannot open study {self.study_id}")
+            return
         cursor: tuple[int, int] | None = None
         seen: tuple[Any, ...] | None = None
         wait, table_due = POLL_SECONDS, 0.0
