@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, Select
 
 from engine.presets.library import resolve_preset_arg
@@ -36,7 +37,7 @@ from tests.app_helpers import (
     until,
 )
 from tui import services as actions
-from tui.app import HpTuiApp
+from tui.app import AppCommands, HpTuiApp
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmOverwrite, ConfirmVault
 from tui.screens.form import FormScreen
@@ -136,12 +137,25 @@ def test_too_small_terminal_says_so_and_recovers(store: Store) -> None:
 
 
 def test_command_palette_offers_app_actions(store: Store) -> None:
+    """The app's and the screen's commands come from a Provider, fuzzy-matched; the system
+    commands (Quit, Keys, ...) stay."""
+
     async def go() -> None:
         app = HpTuiApp(store=store)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            titles = [c.title for c in app.get_system_commands(app.screen)]
-            assert {"Help", "New preset", "Quit"} <= set(titles)
+            provider = AppCommands(app.screen)
+            found = [hit.text async for hit in provider.discover()]
+            assert found == ["Help", "Presets", "New preset", "Reload presets",
+                             "Compare presets"]
+            assert [hit.text async for hit in provider.search("nw prst")] == ["New preset"]
+            assert "Quit" in [c.title for c in app.get_system_commands(app.screen)]
+            await pilot.press("ctrl+p")
+            await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press("n", "e", "w", "space", "p", "r", "e")
+            await pilot.pause(1.0)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, FormScreen), timeout=10)
 
     run(go())
 
@@ -579,7 +593,7 @@ def test_app_never_imports_torch(tmp_path: Path) -> None:
     code = """
 import asyncio, sys
 from pathlib import Path
-from tui.app import HpTuiApp
+from tui.app import AppCommands, HpTuiApp
 async def main():
     app = HpTuiApp(Path(sys.argv[1]))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -8,12 +8,12 @@ ask to go elsewhere with `tui.messages.Navigate` messages and `tui.routes` build
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from textual import events, on
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -22,10 +22,40 @@ from tui import routes
 from tui import services as actions
 from tui.cli import exitcodes
 from tui.messages import Navigate
+from tui.screens.base import PaletteCommand
 from tui.screens.too_small import TooSmallScreen
 from tui.services import Placement
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class AppCommands(Provider):
+    """The command palette's own entries: the app's (help, back to the presets) and those of the
+    screen it was opened over (its `palette_commands`), fuzzy-matched on their titles."""
+
+    def commands(self) -> list[PaletteCommand]:
+        app = self.app
+        assert isinstance(app, HpTuiApp)
+        listed = [PaletteCommand("Help", "Keys of this screen and what it is for",
+                                 app.action_help),
+                  PaletteCommand("Presets", "Back to the presets and studies list",
+                                 app.action_home)]
+        extra = getattr(self.screen, "palette_commands", None)
+        if callable(extra):
+            listed += extra()
+        return listed
+
+    async def discover(self) -> Hits:
+        for c in self.commands():
+            yield DiscoveryHit(c.title, c.callback, help=c.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for c in self.commands():
+            score = matcher.match(c.title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(c.title), c.callback, text=c.title,
+                          help=c.help)
 
 
 class HpTuiApp(App[int]):
@@ -33,6 +63,7 @@ class HpTuiApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "hp-tui"
+    COMMANDS = App.COMMANDS | {AppCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", tooltip="Keys of this screen", id="help"),
         # f1 also works where a text field has the focus and takes "?" as text.
@@ -65,16 +96,6 @@ class HpTuiApp(App[int]):
 
     def action_help(self) -> None:
         routes.show_help(self)
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Help", "Keys of this screen and what it is for", self.action_help)
-        yield SystemCommand("Presets", "Back to the presets and studies list",
-                            self.action_home)
-        # Each screen may offer its own secondary actions in the palette.
-        extra = getattr(screen, "palette_commands", None)
-        if callable(extra):
-            yield from extra()
 
     def action_home(self) -> None:
         routes.go_home(self)

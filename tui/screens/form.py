@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Select, Static
@@ -20,7 +20,7 @@ from tui import form_model
 from tui import services as actions
 from tui.files import write_atomically
 from tui.messages import StudyLaunched
-from tui.screens.base import AppScreen
+from tui.screens.base import AppScreen, PaletteCommand
 from tui.screens.confirm import ConfirmOverwrite
 from tui.screens.predictions import Predictions, PredictionsScreen, listed
 from tui.widgets.param_field import ParamField
@@ -234,11 +234,11 @@ class FormScreen(AppScreen[None]):
             return
         self.post_message(StudyLaunched(study_id, pid))  # its Run screen replaces this form
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Save preset", "Write the form as a TOML preset", self.action_save)
-        yield SystemCommand("Predictions", "Expected best values and effect sizes",
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Save preset", "Write the form as a TOML preset", self.action_save)
+        yield PaletteCommand("Predictions", "Expected best values and effect sizes",
                             self.action_predict)
-        yield SystemCommand("Launch study", "Create the study and start its runner",
+        yield PaletteCommand("Launch study", "Create the study and start its runner",
                             self.action_launch)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import get_current_worker
@@ -18,6 +18,7 @@ from tui import services as actions
 from tui.format import styled_status
 from tui.messages import OpenForm, OpenPresetCompare, OpenStudy, StudiesPolled
 from tui.polling import PollingScreen, nap
+from tui.screens.base import PaletteCommand
 
 POLL_SECONDS = 1.0
 
@@ -195,10 +196,10 @@ class PresetsScreen(PollingScreen):
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("New preset", "A form with the notebook's defaults",
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("New preset", "A form with the notebook's defaults",
                             self.action_new_preset)
-        yield SystemCommand("Reload presets", "Look for preset files again", self.action_reload)
-        yield SystemCommand("Compare presets", "The marked preset and the highlighted one",
+        yield PaletteCommand("Reload presets", "Look for preset files again", self.action_reload)
+        yield PaletteCommand("Compare presets", "The marked preset and the highlighted one",
                             self.action_compare)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Group
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
@@ -19,7 +19,7 @@ from tui import render
 from tui.files import write_atomically
 from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
 from tui.messages import OpenCompare, OpenRun, OpenVault
-from tui.screens.base import AppScreen
+from tui.screens.base import AppScreen, PaletteCommand
 from tui.screens.export import ExportScreen
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import ValuePlot
@@ -253,11 +253,11 @@ class ResultsScreen(AppScreen[None]):
     def action_watch(self) -> None:
         self.post_message(OpenRun(self.study_id))
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Export results", "Write csv, json or md", self.action_export)
-        yield SystemCommand("Test vault", "Evaluate one trial on the test split, once",
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Export results", "Write csv, json or md", self.action_export)
+        yield PaletteCommand("Test vault", "Evaluate one trial on the test split, once",
                             self.action_vault)
-        yield SystemCommand("Compare trials", "The marked trial and the highlighted one",
+        yield PaletteCommand("Compare trials", "The marked trial and the highlighted one",
                             self.action_compare)
-        yield SystemCommand("Decision map", "What the highlighted trial predicts over the plane",
+        yield PaletteCommand("Decision map", "What the highlighted trial predicts over the plane",
                             self.action_map)

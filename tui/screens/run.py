@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
@@ -30,6 +30,7 @@ from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
 from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
 from tui.polling import PollingScreen, nap
+from tui.screens.base import PaletteCommand
 from tui.screens.guard import leave_on_store_error
 from tui.widgets.loss_plot import LossPlot, curve
 
@@ -368,8 +369,8 @@ class RunScreen(PollingScreen):
     def action_results(self) -> None:
         self.post_message(OpenResults(self.study_id))
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Stop the runner", "The study stays resumable", self.action_stop)
-        yield SystemCommand("Resume the study", "Train what is unfinished", self.action_resume)
-        yield SystemCommand("Toggle log scale", "Loss axis", self.action_toggle_log)
-        yield SystemCommand("Results", "Trials, impact table, vault", self.action_results)
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Stop the runner", "The study stays resumable", self.action_stop)
+        yield PaletteCommand("Resume the study", "Train what is unfinished", self.action_resume)
+        yield PaletteCommand("Toggle log scale", "Loss axis", self.action_toggle_log)
+        yield PaletteCommand("Results", "Trials, impact table, vault", self.action_results)
