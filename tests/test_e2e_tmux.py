@@ -90,8 +90,8 @@ def test_open_tiny_launch_follow_read_results_quit(tmux: Tmux, tmp_path: Path) -
     assert screen.count("completed") >= 4
     tmux.send("i")
     tmux.wait_for("impact of each hyperparameter")
-    tmux.send("Escape")
-    tmux.wait_for("val loss, all trials")  # back on the run screen
+    tmux.send("w")
+    tmux.wait_for("val loss, all trials")  # the run screen again, in the results' place
     tmux.send("Escape")
     screen = tmux.wait_for("Presets", "Studies in the store")
     assert "completed" in screen

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input
 
 from engine.presets import load_preset, resolve_preset_arg
 from engine.store import Store
-from tests.app_helpers import seed_grid, until
+from tests.app_helpers import seed_grid, text_of, until
 from tui import services as actions
 from tui.app import HpTuiApp
 from tui.screens.compare import CompareScreen
@@ -152,15 +152,20 @@ def test_results_map(snap_compare: Any, store: Store, size: tuple[int, int]) -> 
         and map_drawn(app)))
 
 
+def pair_read(app: HpTuiApp) -> bool:
+    return len(getattr(app.screen, "pair", ())) == 2
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_compare_trials(snap_compare: Any, store: Store, size: tuple[int, int]) -> None:
     assert snap_compare(HpTuiApp(store=store), terminal_size=size,
-                        run_before=steady(lambda: CompareScreen(1, 7, 3)))
+                        run_before=steady(lambda: CompareScreen(1, 7, 3), ready=pair_read))
 
 
 def test_compare_maps(snap_compare: Any, store: Store) -> None:
     assert snap_compare(HpTuiApp(store=store), terminal_size=(120, 36), run_before=steady(
-        lambda: CompareScreen(1, 7, 3), keys=("m",), ready=map_drawn))
+        lambda: CompareScreen(1, 7, 3), keys=("m",),
+        ready=lambda app: pair_read(app) and map_drawn(app)))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -170,10 +175,17 @@ def test_compare_presets(snap_compare: Any, store: Store, size: tuple[int, int])
         lambda: PresetCompareScreen(a, b), ready=lambda app: app.screen.best is not None))
 
 
+def vault_shown(app: HpTuiApp) -> bool:
+    """The vault read and the chosen trial described (both in workers)."""
+    screen = app.screen
+    return (isinstance(screen, VaultScreen) and screen.study is not None
+            and "validation accuracy" in text_of(app, "#vault-choice"))
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_vault(snap_compare: Any, store: Store, size: tuple[int, int]) -> None:
     assert snap_compare(HpTuiApp(store=store), terminal_size=size,
-                        run_before=steady(lambda: VaultScreen(1)))
+                        run_before=steady(lambda: VaultScreen(1), ready=vault_shown))
 
 
 def test_help(snap_compare: Any, tmp_path: Path) -> None:

@@ -1,28 +1,61 @@
 """The hp-tui terminal app: a thin shell of screens over the store.
 
 The app process never imports torch: it reads the store, renders, and starts or stops detached
-runner processes. Every screen lives in `tui/screens/`, all styling in `tui/app.tcss`.
+runner processes. Every screen lives in `tui/screens/`, all styling in `tui/app.tcss`; screens
+ask to go elsewhere with `tui.messages.Navigate` messages and `tui.routes` builds the screens.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from textual import events, on
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.spec import ExitCode
 from engine.store import Store, StoreError, default_store_path
+from tui import routes
 from tui import services as actions
+from tui.messages import Navigate
+from tui.screens.base import PaletteCommand
 from tui.screens.too_small import TooSmallScreen
 from tui.services import Placement
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class AppCommands(Provider):
+    """The command palette's own entries: the app's (help, back to the presets) and those of the
+    screen it was opened over (its `palette_commands`), fuzzy-matched on their titles."""
+
+    def commands(self) -> list[PaletteCommand]:
+        app = self.app
+        assert isinstance(app, HpTuiApp)
+        listed = [PaletteCommand("Help", "Keys of this screen and what it is for",
+                                 app.action_help),
+                  PaletteCommand("Presets", "Back to the presets and studies list",
+                                 app.action_home)]
+        extra = getattr(self.screen, "palette_commands", None)
+        if callable(extra):
+            listed += extra()
+        return listed
+
+    async def discover(self) -> Hits:
+        for c in self.commands():
+            yield DiscoveryHit(c.title, c.callback, help=c.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for c in self.commands():
+            score = matcher.match(c.title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(c.title), c.callback, text=c.title,
+                          help=c.help)
 
 
 class HpTuiApp(App[int]):
@@ -30,6 +63,7 @@ class HpTuiApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "hp-tui"
+    COMMANDS = App.COMMANDS | {AppCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", tooltip="Keys of this screen", id="help"),
         # f1 also works where a text field has the focus and takes "?" as text.
@@ -49,38 +83,22 @@ class HpTuiApp(App[int]):
         self.warm_runner.close()
 
     def get_default_screen(self) -> Screen:
-        from tui.screens.presets import PresetsScreen
-
-        return PresetsScreen()  # the bottom of the stack, so nothing can land under it
+        return routes.home_screen()  # the bottom of the stack, so nothing can land under it
 
     def on_mount(self) -> None:
         self._check_size(self.size.width, self.size.height)
 
     # -- keys and commands ---------------------------------------------------------------------
 
+    @on(Navigate)
+    def _navigate(self, message: Navigate) -> None:
+        routes.navigate(self, message)
+
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
-
-        if isinstance(self.screen, HelpScreen):
-            return
-        # Taken now: once the help is up, its own keys are the active ones.
-        self.push_screen(HelpScreen(self.screen, list(self.active_bindings.values())))
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Help", "Keys of this screen and what it is for", self.action_help)
-        yield SystemCommand("Presets", "Back to the presets and studies list",
-                            self.action_home)
-        # Each screen may offer its own secondary actions in the palette.
-        extra = getattr(screen, "palette_commands", None)
-        if callable(extra):
-            yield from extra()
+        routes.show_help(self)
 
     def action_home(self) -> None:
-        from tui.screens.presets import PresetsScreen
-
-        while len(self.screen_stack) > 1 and not isinstance(self.screen, PresetsScreen):
-            self.pop_screen()
+        routes.go_home(self)
 
     # -- a terminal too small says so instead of breaking --------------------------------------
 

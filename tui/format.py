@@ -1,17 +1,44 @@
-"""User text made safe to print: study names, preset names and descriptions, typed references.
+"""How values read on screen: numbers, percentages, statuses, and user text made safe to print.
 
-They come from the command line and from TOML files, so they may hold rich markup (`[bold]`) or
-control characters (ESC, BEL) that would restyle or drive the terminal; printed, both must show as
-the literal text they are.
+User text (study names, preset names and descriptions, typed references) comes from the command
+line and from TOML files, so it may hold rich markup (`[bold]`) or control characters (ESC, BEL)
+that would restyle or drive the terminal; printed, both must show as the literal text they are.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from rich.markup import escape
 
 MESSAGE_WHITESPACE = "\n\t"  # what a multi-line message may keep
+STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bold cyan",
+                "completed": "green", "interrupted": "magenta", "pending": "dim"}
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ",".join(str(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def fmt_num(x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
+
+
+def styled_status(status: str) -> str:
+    """A trial's or study's status (a plain string) in its colour, as rich markup."""
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status
 
 
 def printable(text: str, keep: str = "") -> str:

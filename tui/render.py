@@ -21,25 +21,13 @@ from rich.table import Table
 from engine.run import executors
 from engine.spec import FINISHED_TRIALS, VARIABLE
 from engine.study import varying_keys
-from tui.format import markup_safe
+from tui.format import fmt_pct, fmt_value, markup_safe
 
 MAX_TRIAL_ROWS = 30
 
 
 def _console() -> Console:
     return Console(soft_wrap=False)
-
-
-def fmt_value(v: Any) -> str:
-    if isinstance(v, list):
-        return "[" + ",".join(str(x) for x in v) + "]"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
-def fmt_pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def status_text(data: dict[str, Any]) -> str:

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from rich.markup import escape
 from rich.table import Table
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 
 from engine.store import Metric, StoreError, TrialRow
 from engine.study import flat_config
-from tui.render import fmt_pct, fmt_value
+from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
+from tui.messages import TrialPairRead
+from tui.screens.base import AppScreen
 from tui.screens.guard import leave_on_store_error
-from tui.screens.run import fmt_num, styled_status
 from tui.widgets.loss_plot import LossPlot, curve
 from tui.widgets.map_panel import MapPanel
 
@@ -34,7 +35,7 @@ def diff_table(titles: list[str], configs: list[dict[str, object]]) -> Table:
     return table
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(AppScreen[None]):
     """Two trials of a study: what differs between their configurations (highlighted), their
     final metrics, their loss curves on one plot, and their decision maps side by side (m)."""
 
@@ -65,13 +66,21 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}: trial {self.numbers[0]} vs {self.numbers[1]}"
-        store = self.app.store  # type: ignore[attr-defined]
+        self._read()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-read")
+    def _read(self) -> None:
+        store = self.app.store
         try:
-            self.pair = [store.trial(self.study_id, n) for n in self.numbers]
-            self.metrics = store.metrics([t.id for t in self.pair])
+            pair = [store.trial(self.study_id, n) for n in self.numbers]
+            metrics = store.metrics([t.id for t in pair])
         except StoreError as e:
-            leave_on_store_error(self, e, "cannot compare the trials")
+            self.app.call_from_thread(leave_on_store_error, self, e, "cannot compare the trials")
             return
+        self.post_message(TrialPairRead(pair, metrics))
+
+    def on_trial_pair_read(self, message: TrialPairRead) -> None:
+        self.pair, self.metrics = message.pair, message.metrics
         table = diff_table([f"trial {t.number}" for t in self.pair],
                            [flat_config(t) for t in self.pair])
         table.add_row("seed", *(str(t.replicate) for t in self.pair))

@@ -11,14 +11,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.presets import Preset
 from engine.store import Store, StoreError
 from engine.study import analysis, eta, report
 from tui import services as actions
-from tui.render import fmt_pct, fmt_value
+from tui.format import fmt_pct, fmt_value
+from tui.screens.base import AppScreen
 
 
 def settings(p: Preset) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def table_of(a: Preset, b: Preset, best: tuple[str, str] | None) -> Table:
     return table
 
 
-class PresetCompareScreen(Screen[None]):
+class PresetCompareScreen(AppScreen[None]):
     """Two presets: each setting side by side (differences in reverse video), what each study
     would cost before launch, and how each did, if the store holds a finished study of it."""
 
@@ -99,7 +99,7 @@ class PresetCompareScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="preset-best")
     def _read_best(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             best = (best_of(store, self.a.name), best_of(store, self.b.name))
         except StoreError as e:

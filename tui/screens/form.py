@@ -6,10 +6,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from engine.presets import Preset, PresetError, user_presets_dir
@@ -19,12 +18,14 @@ from engine.study import strategies
 from tui import form_model
 from tui import services as actions
 from tui.files import write_atomically
+from tui.messages import StudyLaunched
+from tui.screens.base import AppScreen, PaletteCommand
 from tui.screens.confirm import ConfirmOverwrite
 from tui.screens.predictions import Predictions, PredictionsScreen, listed
 from tui.widgets.param_field import ParamField
 
 
-class FormScreen(Screen[None]):
+class FormScreen(AppScreen[None]):
     """Edit a preset: values are checked as you type with the engine's rules; the bottom line
     shows the study's trial count and ETA next to what the other strategies would cost.
     Optionally write down predictions (ctrl+r) before launching; the results score them."""
@@ -75,14 +76,14 @@ class FormScreen(Screen[None]):
         self.revalidate()
         self.query_one("#name", Input).focus()
         self._read_calibration()
-        self.app.warm_runner.warm()  # type: ignore[attr-defined]  # a launch will follow soon
+        self.app.warm_runner.warm()  # a launch will follow soon
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="calibration")
     def _read_calibration(self) -> None:
         """The store's past runs, as `hp-tui run` reads them, so that the ETA shown here is the
         CLI's (read off the UI thread, once)."""
-        store = self.app.store  # type: ignore[attr-defined]
-        on_ray = self.app.placement.executor == "ray"  # type: ignore[attr-defined]
+        store = self.app.store
+        on_ray = self.app.placement.executor == "ray"
         try:
             runs = actions.past_runs(store, on_ray=on_ray,
                                      preset=self.source.name if self.source else None)
@@ -136,7 +137,7 @@ class FormScreen(Screen[None]):
             return
         try:
             line = actions.cost(self.preset, self.calibration).line()
-            place = self.app.placement.where()  # type: ignore[attr-defined]
+            place = self.app.placement.where()
             n = len(self.current_predictions())
             cost.update(line + (f"\nlaunches {place}" if place else "")
                         + (f"\npredictions: {n} recorded (ctrl+r)" if n else ""))
@@ -206,14 +207,12 @@ class FormScreen(Screen[None]):
     # -- launch ----------------------------------------------------------------------------------
 
     def action_launch(self) -> None:
-        from tui.screens.run import RunScreen
-
         if self.preset is None:
             self.notify("the preset has problems; fix the fields marked in red first",
                         severity="error")
             return
-        store = self.app.store  # type: ignore[attr-defined]
-        placement = self.app.placement  # type: ignore[attr-defined]
+        store = self.app.store
+        placement = self.app.placement
         try:
             plan = strategies.plan(self.preset.config, self.preset.study)
             too_big = actions.launch_memory_refusal(self.preset, plan, placement.executor)
@@ -228,18 +227,17 @@ class FormScreen(Screen[None]):
             predictions = self.current_predictions()
             if predictions:  # written before the runner starts: a guess, not a look back
                 store.set_predictions(study_id, predictions)
-            pid = self.app.warm_runner.launch(store, study_id)  # type: ignore[attr-defined]
+            pid = self.app.warm_runner.launch(store, study_id)
         except (OSError, ValueError, StoreError) as e:
             self.notify(f"cannot start the study: {e}", severity="error")
             return
-        self.app.pop_screen()
-        self.app.push_screen(RunScreen(study_id, pid=pid))
+        self.post_message(StudyLaunched(study_id, pid))  # its Run screen replaces this form
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Save preset", "Write the form as a TOML preset", self.action_save)
-        yield SystemCommand("Predictions", "Expected best values and effect sizes",
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Save preset", "Write the form as a TOML preset", self.action_save)
+        yield PaletteCommand("Predictions", "Expected best values and effect sizes",
                             self.action_predict)
-        yield SystemCommand("Launch study", "Create the study and start its runner",
+        yield PaletteCommand("Launch study", "Create the study and start its runner",
                             self.action_launch)
 
 

@@ -37,6 +37,3 @@ class HelpScreen(ModalScreen[None]):
                          f"{purpose}", id="help-purpose")
             yield Static(table, id="help-keys")
             yield Static("[dim]escape closes this help[/]")
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)

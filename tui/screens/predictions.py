@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select, Static
 
 from engine.spec import EFFECT_SIZES
-from tui.render import fmt_value
+from tui.format import fmt_value
 
 Predictions = dict[str, tuple[Any, str]]
 

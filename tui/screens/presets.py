@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterable
 
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
-from textual.worker import Worker, get_current_worker
+from textual.worker import get_current_worker
 
 from engine.presets import PresetInfo, find_presets
 from engine.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions
-from tui.messages import StudiesPolled
+from tui.format import styled_status
+from tui.messages import OpenForm, OpenPresetCompare, OpenStudy, StudiesPolled
+from tui.polling import PollingScreen, nap
+from tui.screens.base import PaletteCommand
 
 POLL_SECONDS = 1.0
-STATUS_STYLE = {"running": "bold green", "completed": "", "interrupted": "magenta",
-                "failed": "red", "pending": "yellow"}
-
-
-def nap(worker: Worker[None], seconds: float) -> None:
-    """Sleep between polls, waking early when cancelled (so quitting never waits a whole poll)."""
-    end = time.monotonic() + seconds
-    while not worker.is_cancelled and time.monotonic() < end:
-        time.sleep(0.05)
 
 
 def shown(store: Store, s: StudyRow) -> StudyRow:
@@ -45,7 +37,7 @@ def study_progress(s: StudyRow) -> str:
     return f"{done}/{sum(s.counts.values())}{extra}"
 
 
-class PresetsScreen(Screen[None]):
+class PresetsScreen(PollingScreen):
     """Pick a preset to edit and launch (enter), start from the notebook (n), or open a study.
     Compare two presets: space marks one, then c on another."""
 
@@ -65,6 +57,7 @@ class PresetsScreen(Screen[None]):
         super().__init__()
         self.presets: list[PresetInfo] = []
         self._shown: tuple = ()
+        self.studies: dict[int, StudyRow] = {}  # as the list shows them, by id
         self.marked: int | None = None  # index into self.presets
 
     def compose(self) -> ComposeResult:
@@ -77,7 +70,7 @@ class PresetsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.app.store.path)  # type: ignore[attr-defined]
+        self.sub_title = str(self.app.store.path)
         presets = self.query_one("#presets", DataTable)
         self._name_col = presets.add_columns("name", "source", "study", "description")[0]
         studies = self.query_one("#studies", DataTable)
@@ -107,9 +100,7 @@ class PresetsScreen(Screen[None]):
             table.move_cursor(row=min(keep, table.row_count - 1))
 
     def action_new_preset(self) -> None:
-        from tui.screens.form import FormScreen
-
-        self.app.push_screen(FormScreen(None))
+        self.post_message(OpenForm(None))
 
     def _highlighted_preset(self) -> int | None:
         table = self.query_one("#presets", DataTable)
@@ -138,8 +129,6 @@ class PresetsScreen(Screen[None]):
             self.notify(f"{self.presets[i].name} marked: highlight another and press c")
 
     def action_compare(self) -> None:
-        from tui.screens.compare_presets import PresetCompareScreen
-
         i = self._highlighted_preset()
         if self.marked is None or i is None or i == self.marked:
             self.notify("mark a preset with space, highlight another, then press c",
@@ -149,7 +138,7 @@ class PresetsScreen(Screen[None]):
         if a is None or b is None:
             self.notify("an invalid preset cannot be compared; fix it first", severity="error")
             return
-        self.app.push_screen(PresetCompareScreen(a, b))
+        self.post_message(OpenPresetCompare(a, b))
 
     def action_switch_table(self) -> None:
         target = "#studies" if self.focused and self.focused.id == "presets" else "#presets"
@@ -157,27 +146,28 @@ class PresetsScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#presets")
     def _open_preset(self, event: DataTable.RowSelected) -> None:
-        from tui.screens.form import FormScreen
-
         info = self.presets[int(str(event.row_key.value))]
         if info.preset is None:
             self.notify(str(info.error), title=f"{info.name} is invalid", severity="error",
                         timeout=12)
             return
-        self.app.push_screen(FormScreen(info.preset))
+        self.post_message(OpenForm(info.preset))
 
     @on(DataTable.RowSelected, "#studies")
     def _open_study(self, event: DataTable.RowSelected) -> None:
-        open_study(self, int(str(event.row_key.value)))
+        """A running or unfinished study opens live; a finished one opens its results."""
+        study = self.studies.get(int(str(event.row_key.value)))
+        if study is not None:
+            self.post_message(OpenStudy(study.id, study.status))
 
     # -- the studies list follows the store ------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll-studies")
     def poll_studies(self) -> None:
         worker = get_current_worker()
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         failing = False
-        while not worker.is_cancelled:
+        while self.wait_until_shown(worker):  # paused while another screen covers the list
             try:
                 studies = [shown(store, s) for s in store.studies()]
             except StoreError as e:
@@ -195,36 +185,21 @@ class PresetsScreen(Screen[None]):
         if shown == self._shown:
             return
         self._shown = shown
+        self.studies = {s.id: s for s in message.studies}
         table = self.query_one("#studies", DataTable)
         keep = table.cursor_row
         table.clear()
         for s in reversed(message.studies):  # newest first
-            style = STATUS_STYLE.get(s.status, "")
-            status = f"[{style}]{s.status}[/]" if style else s.status
-            table.add_row(str(s.id), s.name or s.preset_name or "", s.strategy, status,
+            table.add_row(str(s.id), s.name or s.preset_name or "", s.strategy,
+                          styled_status(s.status),
                           study_progress(s), s.created[:16].replace("T", " "), key=str(s.id))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("New preset", "A form with the notebook's defaults",
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("New preset", "A form with the notebook's defaults",
                             self.action_new_preset)
-        yield SystemCommand("Reload presets", "Look for preset files again", self.action_reload)
-        yield SystemCommand("Compare presets", "The marked preset and the highlighted one",
+        yield PaletteCommand("Reload presets", "Look for preset files again", self.action_reload)
+        yield PaletteCommand("Compare presets", "The marked preset and the highlighted one",
                             self.action_compare)
 
-
-def open_study(screen: Screen, study_id: int) -> None:
-    """A running or unfinished study opens live; a finished one opens its results."""
-    from tui.screens.results import ResultsScreen
-    from tui.screens.run import RunScreen
-
-    try:
-        study = screen.app.store.study(study_id)  # type: ignore[attr-defined]
-    except StoreError as e:
-        screen.notify(str(e), severity="error")
-        return
-    if study.status == "completed":
-        screen.app.push_screen(ResultsScreen(study_id))
-    else:
-        screen.app.push_screen(RunScreen(study_id))

@@ -8,19 +8,20 @@ from typing import Any
 
 from rich.console import Group
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from engine.store import StoreError
 from engine.study import report
 from tui import render
 from tui.files import write_atomically
+from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
+from tui.messages import OpenCompare, OpenRun, OpenVault
+from tui.screens.base import AppScreen, PaletteCommand
 from tui.screens.export import ExportScreen
 from tui.screens.guard import leave_on_store_error
-from tui.screens.run import fmt_num, styled_status
 from tui.widgets.loss_plot import ValuePlot
 from tui.widgets.map_panel import MapPanel
 from tui.widgets.tables import heatmap, predictions_table
@@ -35,7 +36,7 @@ def sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) else (0, str(value))
 
 
-class ResultsScreen(Screen[None]):
+class ResultsScreen(AppScreen[None]):
     """Read a study: trials (sort with s or by clicking a header), the impact table (which
     hyperparameters matter, and whether each effect is above seed noise), the interaction of a
     two-parameter grid, the highlighted trial's decision map (m); compare two trials (space marks
@@ -91,7 +92,7 @@ class ResultsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load-results")
     def load(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             data = report.study_dict(store, store.study(self.study_id))
         except StoreError as e:
@@ -124,8 +125,8 @@ class ResultsScreen(Screen[None]):
         if data.get("vault"):
             v = data["vault"]
             parts.append(f"test vault opened {v['created']}: trial {v['trial_number']}, test "
-                         f"accuracy {render.fmt_pct(v['test_acc'])} (validation "
-                         f"{render.fmt_pct(v['val_acc'])})")
+                         f"accuracy {fmt_pct(v['test_acc'])} (validation "
+                         f"{fmt_pct(v['val_acc'])})")
         self.query_one("#impact-text", Static).update(Group(*parts))
         self._value_plots(data.get("impact") or [])
 
@@ -138,7 +139,7 @@ class ResultsScreen(Screen[None]):
         plots = [ValuePlot(classes="value-plot") for _ in rows]
         box.mount_all(plots)
         for plot, row in zip(plots, rows, strict=False):
-            plot.draw(row["param"], [render.fmt_value(v) for v in row["values"]], row["means"],
+            plot.draw(row["param"], [fmt_value(v) for v in row["values"]], row["means"],
                       row["stds"])
 
     def _row_values(self, t: dict[str, Any]) -> list[Any]:
@@ -160,7 +161,7 @@ class ResultsScreen(Screen[None]):
         rows.sort(key=lambda r: sort_key(r[self.sort_column]), reverse=self.sort_reverse)
         for r in rows:
             number = f"*{r[0]}" if r[0] == self.marked else str(r[0])  # * marks for compare
-            cells = [number, *(render.fmt_value(v) for v in r[1:-5]), str(r[-5]),
+            cells = [number, *(fmt_value(v) for v in r[1:-5]), str(r[-5]),
                      styled_status(r[-4]), fmt_num(r[-3], pct=True), fmt_num(r[-2]), str(r[-1])]
             table.add_row(*cells, key=str(r[0]))
         if table.row_count:
@@ -239,30 +240,24 @@ class ResultsScreen(Screen[None]):
         self.notify(f"wrote {path}", title="exported")
 
     def action_vault(self) -> None:
-        from tui.screens.vault import VaultScreen
-
-        self.app.push_screen(VaultScreen(self.study_id))
+        self.post_message(OpenVault(self.study_id))
 
     def action_compare(self) -> None:
-        from tui.screens.compare import CompareScreen
-
         current = self.selected_trial()
         if self.marked is None or current is None or current == self.marked:
             self.notify("mark a trial with space, highlight another, then press c",
                         severity="warning")
             return
-        self.app.push_screen(CompareScreen(self.study_id, self.marked, current))
+        self.post_message(OpenCompare(self.study_id, self.marked, current))
 
     def action_watch(self) -> None:
-        from tui.screens.run import RunScreen
+        self.post_message(OpenRun(self.study_id))
 
-        self.app.push_screen(RunScreen(self.study_id))
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Export results", "Write csv, json or md", self.action_export)
-        yield SystemCommand("Test vault", "Evaluate one trial on the test split, once",
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Export results", "Write csv, json or md", self.action_export)
+        yield PaletteCommand("Test vault", "Evaluate one trial on the test split, once",
                             self.action_vault)
-        yield SystemCommand("Compare trials", "The marked trial and the highlighted one",
+        yield PaletteCommand("Compare trials", "The marked trial and the highlighted one",
                             self.action_compare)
-        yield SystemCommand("Decision map", "What the highlighted trial predicts over the plane",
+        yield PaletteCommand("Decision map", "What the highlighted trial predicts over the plane",
                             self.action_map)

@@ -6,17 +6,15 @@ quitting the app or opening a second one changes nothing for the runner.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
@@ -27,10 +25,11 @@ from engine.store import Metric, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
 from tui import services as actions
-from tui.messages import MetricsPolled, StudyPolled
-from tui.render import fmt_value
+from tui.format import fmt_num, fmt_value, styled_status
+from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
+from tui.polling import PollingScreen, nap
+from tui.screens.base import PaletteCommand
 from tui.screens.guard import leave_on_store_error
-from tui.screens.presets import nap
 from tui.widgets.loss_plot import LossPlot, curve
 
 POLL_SECONDS = 0.3  # new epochs are read this often while the study moves
@@ -38,19 +37,6 @@ TABLE_SECONDS = 1.0  # the trials (table, statuses) at most this often: what a p
 IDLE_POLL_SECONDS = 2.0  # the longest wait between polls once nothing has changed for a while
 REDRAW_SECONDS = 1.0  # the plots are redrawn at most this often
 BAND_ABOVE = 8  # more trials than this: the all-trials plot draws a band, not a line each
-STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bold cyan",
-                "completed": "green", "interrupted": "magenta", "pending": "dim"}
-
-
-def styled_status(status: str) -> str:
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/]" if style else status
-
-
-def fmt_num(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
 
 
 def cell_width(value: Any) -> int:
@@ -80,7 +66,7 @@ def loss_percentiles(metrics: dict[int, list[Metric]], qs: Iterable[float]
     return out
 
 
-class RunScreen(Screen[None]):
+class RunScreen(PollingScreen):
     """Watch a study train: loss curves of the selected trial (left) and validation loss of every
     trial (right), progress with ETA, and each trial's status as it changes."""
 
@@ -109,8 +95,6 @@ class RunScreen(Screen[None]):
         self.baseline: dict[str, Any] | None = None
         self._stopping = False
         self._cells: dict[int, dict[str, Any]] = {}  # what each row shows now
-        self._visible = threading.Event()  # cleared while another screen covers this one
-        self._visible.set()
         self._plots_dirty = False
         self._last_redraw = -1e9
         self._redraw_timer: Any = None
@@ -127,13 +111,11 @@ class RunScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}"
-        store = self.app.store  # type: ignore[attr-defined]
-        try:
-            trials = store.trials(self.study_id)
-            study = store.study(self.study_id)
-        except StoreError as e:
-            leave_on_store_error(self, e, f"cannot open study {self.study_id}")
-            return
+        self.query_one("#run-trials", DataTable).focus()
+        self.poll()
+
+    def on_study_opened(self, message: StudyOpened) -> None:
+        study, trials = message.study, message.trials
         # one-at-a-time trials differ from the preset in one place: one "change" column
         self.baseline = (TrialConfig.from_dict(study.baseline).flat()
                          if study.strategy == "sensitivity" else None)
@@ -148,29 +130,34 @@ class RunScreen(Screen[None]):
             table.add_column(label, key=key)
         total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
         self.query_one("#run-progress", ProgressBar).update(total=max(total, 1), progress=0)
-        table.focus()
-        self.poll()
 
     # -- polling ----------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll-run")
     def poll(self) -> None:
-        """Read what is new; one message per kind per round, none when nothing changed.
+        """Read the study (StudyOpened), then what is new; one message per kind per round, none
+        when nothing changed.
 
         Each round reads the new epochs (an incremental cursor), the study row (its trial
         counts) and the lease; the trials themselves only when one of those moved. The wait
         between rounds grows while nothing changes (a finished study costs almost nothing) and
         polling stops while another screen covers this one."""
         worker = get_current_worker()
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
+        try:  # the columns first (what varies), then the polls fill them
+            self.post_message(StudyOpened(store.study(self.study_id),
+                                          store.trials(self.study_id)))
+        except StoreError as e:
+            self.app.call_from_thread(leave_on_store_error, self, e,
+                                      f"cannot open study {self.study_id}")
+            return
         cursor: tuple[int, int] | None = None
         seen: tuple[Any, ...] | None = None
         wait, table_due = POLL_SECONDS, 0.0
         failing = False
         while not worker.is_cancelled:
-            if not self._visible.is_set():
-                self._visible.wait(0.25)
-                continue
+            if not self.wait_until_shown(worker):
+                break
             try:
                 delta = store.metrics_since(self.study_id, cursor)
                 study = store.study(self.study_id)
@@ -199,12 +186,6 @@ class RunScreen(Screen[None]):
             elif now == seen and not delta.rows:
                 wait = min(IDLE_POLL_SECONDS, wait * 1.5)
             nap(worker, wait)
-
-    def on_screen_suspend(self) -> None:
-        self._visible.clear()
-
-    def on_screen_resume(self) -> None:
-        self._visible.set()
 
     def on_metrics_polled(self, message: MetricsPolled) -> None:
         if message.full:
@@ -351,7 +332,7 @@ class RunScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
     def _stop(self) -> None:
-        ok = actions.stop(self.app.store, self.study_id)  # type: ignore[attr-defined]
+        ok = actions.stop(self.app.store, self.study_id)
         self.app.call_from_thread(self._stopped, ok)
 
     def _stopped(self, ok: bool) -> None:
@@ -363,7 +344,7 @@ class RunScreen(Screen[None]):
             self.notify("the runner did not stop in time", severity="error")
 
     def action_resume(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             if actions.runner_pid(store, self.study_id) is not None:
                 self.notify("a runner already holds this study", severity="warning")
@@ -384,12 +365,10 @@ class RunScreen(Screen[None]):
         self.notify(f"resuming study {self.study_id} (runner pid {pid})")
 
     def action_results(self) -> None:
-        from tui.screens.results import ResultsScreen
+        self.post_message(OpenResults(self.study_id))
 
-        self.app.push_screen(ResultsScreen(self.study_id))
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Stop the runner", "The study stays resumable", self.action_stop)
-        yield SystemCommand("Resume the study", "Train what is unfinished", self.action_resume)
-        yield SystemCommand("Toggle log scale", "Loss axis", self.action_toggle_log)
-        yield SystemCommand("Results", "Trials, impact table, vault", self.action_results)
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Stop the runner", "The study stays resumable", self.action_stop)
+        yield PaletteCommand("Resume the study", "Train what is unfinished", self.action_resume)
+        yield PaletteCommand("Toggle log scale", "Loss axis", self.action_toggle_log)
+        yield PaletteCommand("Results", "Trials, impact table, vault", self.action_results)

@@ -18,14 +18,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from engine.run import vault
 from engine.store import StoreError, StudyRow, TrialRow
 from engine.study import analysis, report
-from tui.messages import VaultDone
-from tui.render import fmt_pct
+from tui.format import fmt_pct
+from tui.messages import VaultDone, VaultOpened, VaultTrialRead
+from tui.screens.base import AppScreen
 from tui.screens.confirm import ConfirmVault
 from tui.screens.guard import leave_on_store_error
 
@@ -61,7 +61,7 @@ def run_vault(store_path: Path, study_id: int, trial: int) -> tuple[dict[str, An
     return (record if isinstance(record, dict) else None), message
 
 
-class VaultScreen(Screen[None]):
+class VaultScreen(AppScreen[None]):
     """Evaluate one chosen trial on the locked test split: once per study, after confirmation.
     Then the test accuracy stands next to the validation accuracy, with the gap explained."""
 
@@ -95,17 +95,25 @@ class VaultScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"study {self.study_id}: test vault"
-        store = self.app.store  # type: ignore[attr-defined]
+        self._open()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="vault-open")
+    def _open(self) -> None:
+        store = self.app.store
         try:
-            self.record = store.vault(self.study_id)
+            record = store.vault(self.study_id)
             trials = store.trials(self.study_id)
-            self.study = store.study(self.study_id)
-            if self.record is None:
-                self.blocked = vault.training_refusal(store, self.study)
+            study = store.study(self.study_id)
+            blocked = vault.training_refusal(store, study) if record is None else None
         except StoreError as e:
-            leave_on_store_error(self, e, f"cannot open the vault of study {self.study_id}")
+            self.app.call_from_thread(leave_on_store_error, self, e,
+                                      f"cannot open the vault of study {self.study_id}")
             return
-        best = analysis.best_trial(report.trial_results(trials))
+        self.post_message(VaultOpened(record, trials, study, blocked))
+
+    def on_vault_opened(self, message: VaultOpened) -> None:
+        self.record, self.study, self.blocked = message.record, message.study, message.blocked
+        best = analysis.best_trial(report.trial_results(message.trials))
         self.query_one("#vault-trial", Input).value = str(best or "")
         self.query_one("#vault-intro", Static).update(
             f"[red]The vault cannot open now:[/] {escape(self.blocked)}." if self.blocked else
@@ -127,19 +135,43 @@ class VaultScreen(Screen[None]):
         return int(text) if text.isdigit() else None
 
     def _show_choice(self) -> None:
-        box = self.query_one("#vault-choice", Static)
         number = self._trial_number()
         if number is None:
-            box.update("[red]type a trial number[/]")
+            self.query_one("#vault-choice", Static).update("[red]type a trial number[/]")
             return
+        self._read_choice(number)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="vault-choice")
+    def _read_choice(self, number: int) -> None:
+        self.post_message(self._read_trial(number, to_open=False))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="vault-check")
+    def _read_to_open(self, number: int) -> None:
+        self.post_message(self._read_trial(number, to_open=True))
+
+    def _read_trial(self, number: int, to_open: bool) -> VaultTrialRead:
+        """The trial and its data's notes, read in a worker (never on the UI thread)."""
         try:
-            t = self.app.store.trial(self.study_id, number)  # type: ignore[attr-defined]
+            t = self.app.store.trial(self.study_id, number)
         except StoreError as e:
-            box.update(f"[red]{e}[/]")
+            return VaultTrialRead(number, None, str(e), None, None, to_open)
+        return VaultTrialRead(number, t, None, *self._notes_for(t), to_open=to_open)
+
+    def on_vault_trial_read(self, message: VaultTrialRead) -> None:
+        if message.to_open:
+            self._confirm(message)
+        elif message.number == self._trial_number():  # else typing has moved on
+            self._show_trial(message)
+
+    def _show_trial(self, message: VaultTrialRead) -> None:
+        box = self.query_one("#vault-choice", Static)
+        t = message.trial
+        if t is None:
+            box.update(f"[red]{message.error}[/]")
             return
         flat = report.flat_config(t)
         cfg = ", ".join(f"{k}={v}" for k, v in flat.items() if k not in ("dataset", "seed"))
-        self.refused, self.seen_before = self._notes_for(t)
+        self.refused, self.seen_before = message.refused, message.seen_before
         notes = "".join(f"\n[{style}]{escape(text)}[/]" for style, text in (
             ("red", self.refused), ("yellow", self.seen_before and f"warning: {self.seen_before}"))
             if text)
@@ -154,8 +186,7 @@ class VaultScreen(Screen[None]):
         key = json.dumps(t.config.get("data", {}), sort_keys=True)
         if key not in self._notes:
             try:
-                earlier = vault.earlier_evaluations(self.app.store,  # type: ignore[attr-defined]
-                                                    self.study, t)
+                earlier = vault.earlier_evaluations(self.app.store, self.study, t)
             except StoreError:
                 return None, None  # the store is failing: the guard tells; ask again next time
             self._notes[key] = (vault.data_refusal(self.study, t),
@@ -185,7 +216,8 @@ class VaultScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open_vault":
-            return self.record is None and not self.busy and not self.blocked
+            return (self.study is not None and self.record is None and not self.busy
+                    and not self.blocked)
         return True
 
     def action_open_vault(self) -> None:
@@ -193,16 +225,18 @@ class VaultScreen(Screen[None]):
         if number is None:
             self.notify("type the number of a trial", severity="error")
             return
-        try:
-            t = self.app.store.trial(self.study_id, number)  # type: ignore[attr-defined]
-        except StoreError as e:
-            self.notify(str(e), severity="error")
+        self._read_to_open(number)  # then _confirm
+
+    def _confirm(self, message: VaultTrialRead) -> None:
+        t, number = message.trial, message.number
+        if t is None:
+            self.notify(str(message.error), severity="error")
             return
         if t.status != "completed":
             self.notify(f"trial {number} is {t.status}; only a completed trial can be "
                         "evaluated", severity="error")
             return
-        refused, seen_before = self._notes_for(t)
+        refused, seen_before = message.refused, message.seen_before
         if self.blocked or refused:
             self.notify(escape(self.blocked or refused or ""), title="vault", severity="error",
                         timeout=12)
@@ -219,7 +253,7 @@ class VaultScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
     def evaluate(self, number: int) -> None:
-        store_path = self.app.store.path  # type: ignore[attr-defined]
+        store_path = self.app.store.path
         record, message = run_vault(store_path, self.study_id, number)
         self.post_message(VaultDone(record, message or None))
 

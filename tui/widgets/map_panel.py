@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual import work
+from typing import TYPE_CHECKING
+
+from textual import getters, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -10,9 +12,15 @@ from textual.widgets import Static
 from engine.store import StoreError
 from tui.widgets.decision_map import LEGEND, DecisionMap, MapData, load_map
 
+if TYPE_CHECKING:
+    from tui.app import HpTuiApp
+
 
 class MapPanel(Vertical):
     """`load(study, trial number)` reads the weights and points in a worker, then draws."""
+
+    if TYPE_CHECKING:
+        app = getters.app(HpTuiApp)  # typed for the checker (see tui.screens.base)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -31,7 +39,7 @@ class MapPanel(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="map")
     def _read(self, study_id: int, number: int) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.app.store
         try:
             data: MapData | str = load_map(store, study_id, store.trial(study_id, number))
         except StoreError as e:

@@ -56,14 +56,6 @@ class ParamField(Vertical):
         assert isinstance(widget, Input)
         return widget.value
 
-    def set_text(self, text: str) -> None:
-        widget = self.query_one("#input")
-        if isinstance(widget, Select):
-            widget.value = text
-        else:
-            assert isinstance(widget, Input)
-            widget.value = text
-
     def parsed(self) -> Any:
         if self.vary:
             return form_model.parse_vary(self.param, self.text)

@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from tui.render import fmt_pct, fmt_value
+from tui.format import fmt_pct, fmt_value
 
 
 def heat_style(value: float | None, lo: float, hi: float) -> str:
