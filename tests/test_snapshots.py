@@ -73,6 +73,7 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
             await pilot.press(*keys)
         if ready is not None:
             await until(pilot, lambda: ready(app), timeout=10)
+        await until(pilot, lambda: tables_measured(app), timeout=10)
         app.screen_stack[0].sub_title = "store.db"  # the path differs per test run
         for widget in app.screen.query(Input):
             widget.cursor_blink = False
@@ -80,6 +81,13 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
         await pilot.pause()
 
     return before
+
+
+def tables_measured(app: HpTuiApp) -> bool:
+    """Whether every table on the screen has sized its columns to the rows it was given: a
+    DataTable does it on its next idle, and a snapshot taken before shows cut-off columns (a
+    widget's internal flag: Textual offers no public way to ask)."""
+    return not any(t._require_update_dimensions for t in app.screen.query(DataTable))
 
 
 def studies_listed(app: HpTuiApp) -> bool:

@@ -21,7 +21,7 @@ from rich.table import Table
 from engine.run import executors
 from engine.spec import FINISHED_TRIALS, VARIABLE
 from engine.study import varying_keys
-from tui.format import fmt_pct, fmt_value, markup_safe
+from tui.format import fmt_pct, fmt_value, markup_safe, styled_status
 
 MAX_TRIAL_ROWS = 30
 
@@ -79,12 +79,10 @@ def trials_table(data: dict[str, Any]) -> Table:
     table.add_column("val loss", justify="right", no_wrap=True, min_width=6)
     table.add_column("epochs", justify="right", no_wrap=True)
     for t in shown:
-        status = t["status"]
-        style = {"diverged": "yellow", "failed": "red", "interrupted": "magenta"}.get(status, "")
         cells = ([markup_safe(_change(t))] if one_at_a_time
                  else [markup_safe(fmt_value(t["config"].get(p))) for p in params])
         table.add_row(str(t["id"]), *cells,
-                      str(t["replicate"]), f"[{style}]{status}[/]" if style else status,
+                      str(t["replicate"]), styled_status(t["status"]),
                       fmt_pct(t["val_acc"]),
                       "-" if t["val_loss"] is None else f"{t['val_loss']:.4f}", str(t["epochs"]))
     return table

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.spec.config import StudySpec, TrialConfig
+from engine.spec import StudySpec, TrialConfig
 
 # A file with thousands of problems is not worth thousands of lines of output.
 MAX_SHOWN_PROBLEMS = 50

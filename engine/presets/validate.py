@@ -12,8 +12,7 @@ from typing import Any
 from engine.presets.lines import KeyLocator
 from engine.presets.preset import Problem
 from engine.presets.write import dotted_key, toml_value
-from engine.spec import space
-from engine.spec.config import Range, StudySpec, TrialConfig
+from engine.spec import Range, StudySpec, TrialConfig, space
 
 META_KEYS = ("name", "description")
 _STUDY_KEYS = tuple(p.key for p in space.params_in("study"))
@@ -370,4 +369,4 @@ def _check_dataset_path(config: TrialConfig, study: StudySpec, ctx: Ctx) -> None
 
 def describe(value: Any) -> str:
     # The same wording as space.check_value's own messages.
-    return space._describe(value)
+    return space.describe(value)

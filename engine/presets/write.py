@@ -13,8 +13,7 @@ from typing import Any
 
 from engine.presets.lines import BARE_KEY
 from engine.presets.preset import Preset
-from engine.spec import space
-from engine.spec.config import StudySpec, TrialConfig
+from engine.spec import StudySpec, TrialConfig, space
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 

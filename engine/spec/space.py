@@ -157,7 +157,7 @@ def check_value(p: Param, value: Any) -> tuple[Any, str | None]:
     """
     if p.kind == "choice":
         if not isinstance(value, str):
-            return None, f"expected {p.allowed()}, got {_describe(value)}"
+            return None, f"expected {p.allowed()}, got {describe(value)}"
         if value not in p.choices:
             hint = nearest(value, p.choices)
             extra = f" (did you mean {hint!r}?)" if hint else ""
@@ -165,22 +165,22 @@ def check_value(p: Param, value: Any) -> tuple[Any, str | None]:
         return value, None
     if p.kind == "str":
         if not isinstance(value, str) or not value:
-            return None, f"expected a non-empty string, got {_describe(value)}"
+            return None, f"expected a non-empty string, got {describe(value)}"
         return value, None
     if p.kind == "widths":
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list) or not value:
-            return None, f"expected {p.allowed()}, got {_describe(value)}"
+            return None, f"expected {p.allowed()}, got {describe(value)}"
         if len(value) > MAX_DEPTH:
             return None, f"{len(value)} hidden layers is too deep; expected {p.allowed()}"
         for w in value:
             if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
-                return None, f"width {_describe(w)} is not allowed; expected {p.allowed()}"
+                return None, f"width {describe(w)} is not allowed; expected {p.allowed()}"
         return list(value), None
     # numbers
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None, f"expected {p.allowed()}, got {_describe(value)}"
+        return None, f"expected {p.allowed()}, got {describe(value)}"
     if p.kind == "int":
         if isinstance(value, float):
             if not value.is_integer():
@@ -201,7 +201,7 @@ def check_value(p: Param, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
     text = repr(value)

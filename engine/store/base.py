@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from engine.store import schema as store_schema
 from engine.store.rows import (
@@ -22,6 +23,9 @@ def default_store_path(override: str | Path | None = None) -> Path:
     """--store PATH (passed by the caller), else $HP_TUI_STORE, else ./.hp-tui/store.db."""
     chosen = override or os.environ.get("HP_TUI_STORE") or Path.cwd() / ".hp-tui" / "store.db"
     return Path(chosen).expanduser()
+
+
+S = TypeVar("S", bound="StoreBase")
 
 
 class StoreBase:
@@ -39,7 +43,7 @@ class StoreBase:
         with self._lock:
             store_schema.close_db(self._db)
 
-    def __enter__(self) -> StoreBase:
+    def __enter__(self: S) -> S:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,8 +17,8 @@ from engine.study import report
 from tui import services as actions
 from tui.format import styled_status
 from tui.messages import OpenForm, OpenPresetCompare, OpenStudy, StudiesPolled
-from tui.polling import PollingScreen, nap
 from tui.screens.base import PaletteCommand
+from tui.screens.polling import PollingScreen, nap
 
 POLL_SECONDS = 1.0
 

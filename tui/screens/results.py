@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from engine.store import StoreError
-from engine.study import report
+from engine.study import StudyReport, TrialReport, report, varying_keys
 from tui import render
 from tui.files import write_atomically
 from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
@@ -34,6 +35,35 @@ def sort_key(value: Any) -> tuple[int, Any]:
     if value is None:
         return (1, 0)
     return (0, value) if isinstance(value, (int, float)) else (0, str(value))
+
+
+@dataclass(frozen=True)
+class TrialColumn:
+    """A column of the trials table: its header, the value it sorts by, how a cell shows it."""
+
+    name: str
+    value: Callable[[TrialReport], Any]
+    cell: Callable[[Any], str] = fmt_value
+
+
+def config_value(key: str) -> Callable[[TrialReport], Any]:
+    return lambda t: t.config.get(key)
+
+
+def trial_columns(study: StudyReport) -> list[TrialColumn]:
+    """The trials table's columns: the number, what varies (one "change" column for a
+    one-at-a-time study), then the outcome."""
+    if study.strategy == "sensitivity":
+        varied = [TrialColumn("change", lambda t: render.change_label(t.changed))]
+    else:
+        keys = varying_keys([t.config for t in study.trials])
+        varied = [TrialColumn(k, config_value(k)) for k in keys]
+    return [TrialColumn("#", lambda t: t.number, str), *varied,
+            TrialColumn("seed", lambda t: t.replicate, str),
+            TrialColumn("status", lambda t: t.status, styled_status),
+            TrialColumn("val acc", lambda t: t.val_acc, lambda v: fmt_num(v, pct=True)),
+            TrialColumn("val loss", lambda t: t.val_loss, fmt_num),
+            TrialColumn("epochs", lambda t: t.epochs, str)]
 
 
 class ResultsScreen(AppScreen[None]):
@@ -61,8 +91,9 @@ class ResultsScreen(AppScreen[None]):
     def __init__(self, study_id: int) -> None:
         super().__init__()
         self.study_id = study_id
-        self.data: dict[str, Any] | None = None
-        self.columns: list[str] = []
+        self.data: dict[str, Any] | None = None  # the study's JSON shape, for the rich tables
+        self.study: StudyReport | None = None
+        self.trial_columns: list[TrialColumn] = []
         self.sort_column = 0
         self.sort_reverse = False
         self.marked: int | None = None  # trial number marked for comparing
@@ -94,18 +125,21 @@ class ResultsScreen(AppScreen[None]):
     def load(self) -> None:
         store = self.app.store
         try:
-            data = report.study_dict(store, store.study(self.study_id))
+            study = report.study_report(store, store.study(self.study_id))
         except StoreError as e:
             self.app.call_from_thread(leave_on_store_error, self, e,
                                       f"cannot read study {self.study_id}")
             return
-        self.app.call_from_thread(self.show, data)
+        self.app.call_from_thread(self.show, study)
 
-    def show(self, data: dict[str, Any]) -> None:
-        self.data = data
-        varied = (["change"] if data["strategy"] == "sensitivity"
-                  else render.varied_params(data))
-        self.columns = ["#", *varied, "seed", "status", "val acc", "val loss", "epochs"]
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in self.trial_columns]
+
+    def show(self, study: StudyReport) -> None:
+        self.study = study
+        self.data = data = study.to_dict()
+        self.trial_columns = trial_columns(study)
         self._fill_trials()
         parts: list[Any] = []
         head = (f"study {data['study']} {data.get('preset') or ''}: {data['strategy']}, "
@@ -142,28 +176,22 @@ class ResultsScreen(AppScreen[None]):
             plot.draw(row["param"], [fmt_value(v) for v in row["values"]], row["means"],
                       row["stds"])
 
-    def _row_values(self, t: dict[str, Any]) -> list[Any]:
-        varied = self.columns[1:-5]
-        values = [render.change_label(t.get("changed") or {}) if k == "change"
-                  else t["config"].get(k) for k in varied]
-        return [t["id"], *values, t["replicate"], t["status"],
-                t["val_acc"], t["val_loss"], t["epochs"]]
-
     def _fill_trials(self) -> None:
-        assert self.data is not None
+        assert self.study is not None
         table = self.query_one("#results-trials", DataTable)
         keep = table.cursor_row
         table.clear(columns=True)
-        for i, name in enumerate(self.columns):
+        for i, column in enumerate(self.trial_columns):
             arrow = (" v" if self.sort_reverse else " ^") if i == self.sort_column else ""
-            table.add_column(name + arrow, key=str(i))
-        rows = [self._row_values(t) for t in self.data["trials"]]
-        rows.sort(key=lambda r: sort_key(r[self.sort_column]), reverse=self.sort_reverse)
-        for r in rows:
-            number = f"*{r[0]}" if r[0] == self.marked else str(r[0])  # * marks for compare
-            cells = [number, *(fmt_value(v) for v in r[1:-5]), str(r[-5]),
-                     styled_status(r[-4]), fmt_num(r[-3], pct=True), fmt_num(r[-2]), str(r[-1])]
-            table.add_row(*cells, key=str(r[0]))
+            table.add_column(column.name + arrow, key=str(i))
+        by = self.trial_columns[self.sort_column].value
+        trials = sorted(self.study.trials, key=lambda t: sort_key(by(t)),
+                        reverse=self.sort_reverse)
+        for t in trials:
+            cells = [c.cell(c.value(t)) for c in self.trial_columns]
+            if t.number == self.marked:
+                cells[0] = f"*{t.number}"  # marked for compare
+            table.add_row(*cells, key=str(t.number))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
@@ -172,7 +200,7 @@ class ResultsScreen(AppScreen[None]):
         self.sort_by(event.column_index)
 
     def sort_by(self, column: int) -> None:
-        if self.data is None:
+        if self.study is None:
             return
         if column == self.sort_column:
             self.sort_reverse = not self.sort_reverse
@@ -182,8 +210,8 @@ class ResultsScreen(AppScreen[None]):
         self._fill_trials()
 
     def action_sort(self) -> None:
-        if self.columns:
-            self.sort_by((self.sort_column + 1) % len(self.columns))
+        if self.trial_columns:
+            self.sort_by((self.sort_column + 1) % len(self.trial_columns))
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -27,9 +27,9 @@ from tui import render
 from tui import services as actions
 from tui.format import fmt_num, fmt_value, styled_status
 from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
-from tui.polling import PollingScreen, nap
 from tui.screens.base import PaletteCommand
 from tui.screens.guard import leave_on_store_error
+from tui.screens.polling import PollingScreen, nap
 from tui.widgets.loss_plot import LossPlot, curve
 
 POLL_SECONDS = 0.3  # new epochs are read this often while the study moves
