@@ -16,7 +16,6 @@ from engine.study.analysis import (
     impact,
     interaction,
     score_predictions,
-    studentized_range_quantile,
 )
 from engine.study.strategies import plan
 
@@ -44,6 +43,17 @@ def var(xs: list[float]) -> float:
 
 def approx(x: float) -> Any:
     return pytest.approx(x, abs=1e-12)
+
+
+def half_width(diffs: list[float], comparisons: int, looks: int = 1) -> float:
+    """The paired t interval's half-width at the study's corrected level (an independent
+    oracle: scipy.stats rather than the module's own quantile)."""
+    from scipy import stats
+
+    n = len(diffs)
+    sd = math.sqrt(var(diffs))
+    level = 0.05 / (comparisons * looks)
+    return float(stats.t.ppf(1 - level / 2, n - 1)) * sd / math.sqrt(n)
 
 
 # --- sensitivity, by hand -------------------------------------------------------------------------
@@ -74,10 +84,13 @@ def test_sensitivity_table_by_hand() -> None:
     assert lr.effect == approx(0.16)
     noise = math.sqrt((0.0008 + 0.0002 + 0.0008 + 0.00005) / 4)
     assert lr.noise == approx(noise) and imp.noise == approx(noise)
-    # Tukey-Kramer with k = 3 values and dof = 4 configs x (2 - 1) seeds.
-    threshold = studentized_range_quantile(3, 4) * noise * math.sqrt((1 / 2 + 1 / 2) / 2)
-    assert lr.threshold == approx(threshold)
-    assert lr.significant and lr.verdict == "above noise"
+    # Two seeds cannot tell 3 + 1 = 4 comparisons apart at 0.05 / 4 each: pair by pair (the
+    # replicates share seeds), the extreme pair (0.001 vs 0.1: d = -0.20, -0.12) is wide.
+    assert lr.threshold == approx(half_width([-0.20, -0.12], comparisons=4))
+    assert not lr.significant and lr.decision == "undecided" and lr.verdict == "undecided"
+    assert lr.interval is not None and lr.interval[0] == 0.0 and lr.interval[1] > lr.effect
+    assert lr.seeds_needed is not None and lr.seeds_needed > 2
+    assert not lr.best_claimed and lr.tied == [0.001, 0.01, 0.1]
 
     # The baseline counts in every row, as that parameter's baseline value (listed first).
     assert act.values == ["relu", "tanh"]
@@ -85,7 +98,7 @@ def test_sensitivity_table_by_hand() -> None:
     assert act.means == [approx(0.81), approx(0.805)]
     assert act.effect == approx(0.005)
     assert act.best == "relu"
-    assert not act.significant and act.verdict == "within noise"
+    assert not act.significant and act.decision == "undecided"
     assert imp.baseline_acc == (approx(0.81), approx(math.sqrt(0.0002)))
     assert imp.counted == 8 and imp.left_out == 0
 
@@ -110,8 +123,9 @@ def test_one_seed_cannot_be_judged() -> None:
     t = Trials().add([0.80]).add([0.60], lr=0.001).add([0.95], lr=0.1)
     row = impact("sensitivity", BASE, {"lr": [0.001, 0.1]}, t.results).rows[0]
     assert row.effect == approx(0.35)
-    assert row.noise is None and row.threshold is None
+    assert row.noise is None and row.threshold is None and row.interval is None
     assert not row.significant and row.verdict == "no seed repeats"
+    assert row.decision == "undecided" and row.seeds_needed is None
 
 
 def test_significance_depends_on_noise() -> None:
@@ -121,20 +135,12 @@ def test_significance_depends_on_noise() -> None:
     row_q = impact("sensitivity", BASE, vary, quiet.results).rows[0]
     row_l = impact("sensitivity", BASE, vary, loud.results).rows[0]
     assert row_q.effect == approx(0.05) and row_l.effect == approx(0.05)
-    assert row_q.significant and row_q.verdict == "above noise"
-    assert not row_l.significant and row_l.verdict == "within noise"
-    # Two values: the test is the two-sample t-test (q / sqrt 2 = t quantile, dof 4: 2.776).
-    assert row_q.threshold == approx(
-        studentized_range_quantile(2, 4) / math.sqrt(2) * 0.01 * math.sqrt(2 / 3))
-    assert studentized_range_quantile(2, 4) / math.sqrt(2) == pytest.approx(2.776, abs=2e-3)
-
-
-@pytest.mark.parametrize(("k", "dof", "table"), [
-    (2, 10**6, 2.772), (3, 10**6, 3.314), (5, 10**6, 3.858), (10, 10**6, 4.474),
-    (2, 5, 3.635), (3, 10, 3.877), (5, 10, 4.654), (10, 20, 5.008), (4, 2, 9.798),
-])
-def test_studentized_range_matches_printed_tables(k: int, dof: int, table: float) -> None:
-    assert studentized_range_quantile(k, dof) == pytest.approx(table, abs=0.01)
+    # Paired by seed: the quiet study's differences are all 0.05 (no spread: decided), the
+    # loud one's 0.25, -0.05, -0.05 (mean 0.05, but wide).
+    assert row_q.significant and row_q.decision == "matters" and row_q.best_claimed
+    assert row_q.interval == (approx(0.05), approx(0.05))
+    assert not row_l.significant and row_l.decision == "undecided"
+    assert row_l.threshold == approx(half_width([0.25, -0.05, -0.05], comparisons=1))
 
 
 # --- failures and divergence ---------------------------------------------------------------------
@@ -201,8 +207,9 @@ def test_grid_marginals() -> None:
     assert [r.param for r in imp.rows] == ["lr", "hidden"]
     noise = math.sqrt((0.0002 + 0.0002 + 0.0002 + 0.0008) / 4)
     assert lr.noise == approx(noise)
-    assert lr.threshold == approx(studentized_range_quantile(2, 4) * noise * math.sqrt(1 / 4))
-    assert lr.significant and not hidden.significant
+    # lr, seed by seed: (0.80 + 0.60) / 2 - (0.70 + 0.90) / 2 = -0.10, then -0.11
+    assert lr.threshold == approx(half_width([-0.10, -0.11], comparisons=2))
+    assert not lr.significant and not hidden.significant
     assert imp.baseline_acc == (approx(0.79), approx(math.sqrt(0.0002)))
 
 
@@ -252,14 +259,13 @@ def test_random_quantile_bins() -> None:
     assert lr.means == [approx(0.62), approx(0.68), approx(0.74), approx(0.80)]
     assert lr.best == "0.04–0.1"
     assert lr.effect == approx(0.18)
-    # One seed: judged against the spread of configurations within each bin (std 0.02, dof 8).
-    assert lr.noise is None
-    assert lr.threshold == approx(studentized_range_quantile(4, 8) * 0.02 * math.sqrt(1 / 3))
-    assert lr.significant
+    # One seed per configuration: nothing to pair, so nothing decided.
+    assert lr.noise is None and lr.threshold is None
+    assert not lr.significant and lr.verdict == "no seed repeats"
     act = rows["activation"]
     assert act.bins is None and act.values == ["relu", "tanh"]
     assert act.counts == [6, 6] and act.effect == approx(0.02)
-    assert not act.significant and act.verdict == "within noise"
+    assert not act.significant and act.decision == "undecided"
 
 
 def test_random_bins_keep_equal_values_together_and_shrink_with_few_samples() -> None:
@@ -293,29 +299,59 @@ def test_effect_size_categories() -> None:
     assert effect_size_category(0.10) == "large"
 
 
+def decided_trials() -> Trials:
+    """Three seeds; lr shifts every seed's accuracy alike (decided: it matters), activation
+    moves it by less than a point either way (decided: negligible)."""
+    base = [0.80, 0.82, 0.81]
+    return (Trials()
+            .add(base)
+            .add([a - 0.09 for a in base], lr=0.001)
+            .add([a + 0.07 for a in base], lr=0.1)
+            .add([a + d for a, d in zip(base, [0.003, -0.004, 0.001], strict=True)],
+                 activation="tanh"))
+
+
+def test_decided_rows() -> None:
+    rows = {r.param: r for r in impact("sensitivity", BASE, SENS_VARY,
+                                       decided_trials().results).rows}
+    lr, act = rows["lr"], rows["activation"]
+    assert lr.decision == "matters" and lr.best == 0.1 and lr.best_claimed
+    assert lr.interval == (approx(0.16), approx(0.16)) and lr.seeds_needed is None
+    assert act.decision == "negligible" and not act.best_claimed
+    assert act.interval is not None and act.interval[1] < 0.02
+    assert act.interval[1] == approx(abs(sum([0.003, -0.004, 0.001]) / 3)
+                                     + half_width([0.003, -0.004, 0.001], comparisons=4))
+
+
 def test_score_predictions() -> None:
-    imp = impact("sensitivity", BASE, SENS_VARY, sensitivity_trials().results)
     scores = score_predictions({
         "activation": ("tanh", "small"),
         "lr": (0.1, "large"),
         "batch_size": (32, "medium"),
-    }, imp)
+    }, impact("sensitivity", BASE, SENS_VARY, decided_trials().results))
     assert [s.param for s in scores] == ["lr", "activation", "batch_size"]
     lr, act, bs = scores
     assert lr.best_hit is True and lr.actual_size == "large" and lr.size_hit is True
     assert lr.verdict == "lr: best 0.1 as predicted; effect 16.0 points (large) as predicted"
-    assert act.best_hit is False and act.actual_best == "relu"
+    assert act.best_hit is None and act.actual_best is None  # negligible: no best value
     assert act.size_hit is True and act.actual_size == "small"
-    assert "may be luck" in act.verdict
+    assert "negligible" in act.verdict
     assert bs.best_hit is None and bs.size_hit is None
     assert bs.verdict == "batch_size: not varied in this study"
 
 
+def test_undecided_rows_are_not_scored() -> None:
+    imp = impact("sensitivity", BASE, SENS_VARY, sensitivity_trials().results)  # two seeds
+    lr = score_predictions({"lr": (0.1, "large")}, imp)[0]
+    assert lr.best_hit is None and lr.size_hit is None
+    assert "not decided yet" in lr.verdict and "not scored" in lr.verdict
+
+
 def test_score_predictions_partial_and_binned() -> None:
-    vary, results = random_trials()
+    vary, results = random_trials(seeds=3)
     imp = impact("random", BASE, vary, results)
     scores = {s.param: s for s in score_predictions(
-        {"lr": (0.05, "medium"), "activation": (None, "MEDIUM")}, imp)}
+        {"lr": (0.05, "medium"), "activation": (None, "SMALL")}, imp)}
     assert scores["lr"].best_hit is True  # 0.05 lies in the best bin 0.04–0.1
     assert scores["lr"].size_hit is False and scores["lr"].actual_size == "large"
     assert scores["activation"].best_hit is None

@@ -60,7 +60,10 @@ def test_run_tiny_json_has_the_contracted_shape(store: Path) -> None:
         assert 0.0 <= t["val_acc"] <= 1.0
     [row] = data["impact"]
     assert set(row) >= {"param", "values", "means", "stds", "best", "effect", "noise",
-                        "significant"}
+                        "significant", "verdict", "threshold", "decision", "interval",
+                        "seeds_needed", "best_claimed", "tied_best", "decided_at"}
+    assert row["decision"] in ("matters", "negligible", "undecided")
+    assert data["error_rate"] == 0.05 and data["negligible"] == 0.02
     assert row["param"] == "lr" and row["values"] == [0.01, 0.1]
     # stderr announced the plan with its count and an ETA before training
     assert "4 trials" in r.err and "ETA" in r.err

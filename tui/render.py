@@ -20,7 +20,7 @@ from rich.table import Table
 
 from engine.run import executors
 from engine.spec import FINISHED_TRIALS, VARIABLE
-from engine.study import varying_keys
+from engine.study import NEGLIGIBLE, varying_keys
 from tui.format import fmt_pct, fmt_value, markup_safe, styled_status
 
 MAX_TRIAL_ROWS = 30
@@ -97,41 +97,87 @@ def _change(trial: dict[str, Any]) -> str:
     return change_label(trial.get("changed") or {})
 
 
+DECISION_STYLE = {"matters": "bold green", "negligible": "cyan", "undecided": "yellow"}
+
+
 def impact_table(data: dict[str, Any]) -> Table:
     """One line per value tried, grouped by parameter (largest effect first): reads down a
-    narrow terminal. The best value is starred; effect, noise and verdict head each group."""
-    table = Table(title="impact of each hyperparameter", caption=data.get("reading"),
-                  header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    narrow terminal. Each group opens with its effect, the effect's interval and the decision;
+    the best value is starred only when it beats every other one, and values tied for best
+    are marked ~."""
+    caption = " ".join(filter(None, [
+        data.get("reading") and f"{data['reading']}.",
+        "* best, ~ tied for best; intervals hold together for the whole study (95%).",
+    ]))
+    table = Table(title="impact of each hyperparameter", caption=caption, header_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("parameter", no_wrap=True)
     table.add_column("value", min_width=8, overflow="fold")
     table.add_column("acc % ± sd", justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
     table.add_column("effect", justify="right", no_wrap=True)
-    table.add_column("noise", justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+    table.add_column("interval", justify="right", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
+    negligible = float(data.get("negligible") or NEGLIGIBLE)
+    scale = max([negligible * 2.5, *(min(r["interval"][1], 1.0) for r in data["impact"]
+                                     if r.get("interval") and r["interval"][1] is not None)])
     for row in data["impact"]:
-        style = "green" if row["significant"] else "dim"
-        summary = [fmt_pct(row["effect"]), fmt_pct(row["noise"]), f"[{style}]{_verdict(row)}[/]"]
+        decision = row.get("decision") or ("matters" if row["significant"] else "undecided")
+        style = DECISION_STYLE.get(decision, "")
+        summary = [fmt_pct(row["effect"]), interval_text(row.get("interval")),
+                   f"[{style}]{markup_safe(row.get('verdict') or decision)}[/]"]
+        bar = interval_bar(row.get("interval"), row["effect"], scale, negligible)
+        detail = ["", bar, f"[dim]{decision_detail(row)}[/]"]
+        tied = row.get("tied_best") or []
         values = zip(row["values"], row["means"], row["stds"], row["counts"], strict=False)
         for k, (value, mean, std, n) in enumerate(values):
-            best = value == row["best"]
-            shown = markup_safe(fmt_value(value)) + (" *" if best else "")
+            claimed = value == row["best"] and row.get("best_claimed", False)
+            mark = " *" if claimed else " ~" if decision == "matters" and value in tied else ""
+            shown = markup_safe(fmt_value(value)) + mark
             acc = "-" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
-            if k == 0:
-                tail = summary
-            elif k == 1 and row.get("threshold") is not None:
-                # what an effect must exceed, given the noise and the number of seeds
-                tail = ["", "", f"[dim]needs > {fmt_pct(row['threshold'])}[/]"]
-            else:
-                tail = ["", "", ""]
+            tail = summary if k == 0 else detail if k == 1 else ["", "", ""]
             table.add_row(row["param"] if k == 0 else "",
-                          f"[bold]{shown}[/]" if best else shown, acc, str(n), *tail,
+                          f"[bold]{shown}[/]" if claimed else shown, acc, str(n), *tail,
                           end_section=k == len(row["values"]) - 1)
     return table
 
 
-def _verdict(row: dict[str, Any]) -> str:
-    return row.get("verdict") or ("above noise" if row["significant"] else "within noise")
+def interval_text(interval: list[float] | tuple[float, float] | None) -> str:
+    """An effect's interval in points of accuracy: "[3.1, 9.8]"."""
+    if not interval or interval[0] is None or interval[1] is None:
+        return "-"
+    return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
+def interval_bar(interval: list[float] | tuple[float, float] | None, effect: float,
+                 scale: float, negligible: float, width: int = 12) -> str:
+    """The interval drawn to a common scale (0 on the left): ━ the interval, ┃ the effect, and
+    ░ the negligible band below it, so "negligible" reads as an interval inside the band."""
+    if not interval or interval[0] is None or interval[1] is None:
+        return ""
+
+    def cell(x: float) -> int:
+        return min(width - 1, max(0, int(x / scale * width)))
+
+    lo, hi, mid, band = cell(interval[0]), cell(interval[1]), cell(effect), cell(negligible)
+    out = []
+    for i in range(width):
+        if i == mid:
+            out.append("┃")
+        elif lo <= i <= hi:
+            out.append("━")
+        else:
+            out.append("░" if i < band else " ")
+    return "[cyan]" + "".join(out) + "[/]"
+
+
+def decision_detail(row: dict[str, Any]) -> str:
+    """The line under a decision: when it was taken, or what would take it."""
+    if row.get("decided_at"):
+        return f"at {row['decided_at']} seeds"
+    if row.get("seeds_needed"):
+        return f"needs ~{row['seeds_needed']} seeds"
+    return ""
 
 
 def interaction_table(inter: dict[str, Any]) -> Table:
@@ -226,11 +272,14 @@ def _markdown(data: dict[str, Any]) -> str:
                                   strict=False):
                 lines.append(f"| {row['param']} | {fmt_value(v)} | {fmt_pct(m)} | "
                              f"{fmt_pct(s)} | {n} |")
-        lines += ["", "| parameter | best | effect | noise | verdict |", "|---|---|---|---|---|"]
+        lines += ["", "| parameter | best | effect | interval | decision | seeds |",
+                  "|---|---|---|---|---|---|"]
         for row in data["impact"]:
-            verdict = _verdict(row)
-            lines.append(f"| {row['param']} | {fmt_value(row['best'])} | "
-                         f"{fmt_pct(row['effect'])} | {fmt_pct(row['noise'])} | {verdict} |")
+            best = (fmt_value(row["best"]) if row.get("best_claimed")
+                    else " or ".join(fmt_value(v) for v in row.get("tied_best") or []) or "-")
+            lines.append(f"| {row['param']} | {best} | {fmt_pct(row['effect'])} | "
+                         f"{interval_text(row.get('interval'))} | {row.get('verdict')} | "
+                         f"{decision_detail(row)} |")
         lines.append("")
     header = [*config_columns(varied, ["seed", "status"]), "seed", "status", "val acc"]
     lines += ["## Trials", "", "| id | " + " | ".join(header) + " |",

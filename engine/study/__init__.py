@@ -4,6 +4,7 @@ data (what `show --json`, the CLI tables and the app read)."""
 
 from __future__ import annotations
 
+from engine.study.decisions import ALPHA, NEGLIGIBLE
 from engine.study.report import (
     StudyReport,
     TrialReport,
@@ -15,6 +16,8 @@ from engine.study.report import (
 from engine.study.strategies import trial_steps
 
 __all__ = [
+    "ALPHA",
+    "NEGLIGIBLE",
     "StudyReport",
     "TrialReport",
     "changes",

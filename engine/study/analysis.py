@@ -6,8 +6,8 @@ What the table computes, what a verdict means and what it assumes: docs/impact.m
 
 This module holds the entry points (`impact`, `interaction`, `score_predictions`, `best_config`,
 `best_trial`) and every public name; the work is in `trials` (which trials count, seed noise),
-`impact_rows` (the rows and their verdicts), `studentized_range`, `interactions` and
-`predictions`.
+`impact_rows` (the rows), `decisions` (each row's decision and interval), `interactions`
+and `predictions`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from engine.study.decisions import ALPHA, NEGLIGIBLE
 from engine.study.impact_rows import (
     MAX_BINS,
     MIN_PER_BIN,
     READINGS,
     Impact,
     ImpactRow,
+    Looks,
     impact_rows,
 )
 from engine.study.interactions import Interaction, interaction
@@ -31,7 +33,6 @@ from engine.study.predictions import (
     effect_size_category,
     score_predictions,
 )
-from engine.study.studentized_range import LEVEL, studentized_range_quantile
 from engine.study.trials import (
     CHANCE,
     COUNTED_STATUSES,
@@ -46,10 +47,10 @@ from engine.study.trials import (
 )
 
 __all__ = [
-    "CHANCE", "COUNTED_STATUSES", "LARGE_POINTS", "LEVEL", "MAX_BINS", "MIN_PER_BIN", "READINGS",
-    "SMALL_POINTS", "BestConfig", "Impact", "ImpactRow", "Interaction", "PredictionScore",
-    "TrialResult", "best_config", "best_trial", "effect_size_category", "impact", "interaction",
-    "score_predictions", "studentized_range_quantile",
+    "ALPHA", "CHANCE", "COUNTED_STATUSES", "LARGE_POINTS", "MAX_BINS", "MIN_PER_BIN",
+    "NEGLIGIBLE", "READINGS", "SMALL_POINTS", "BestConfig", "Impact", "ImpactRow", "Interaction",
+    "Looks", "PredictionScore", "TrialResult", "best_config", "best_trial",
+    "effect_size_category", "impact", "interaction", "score_predictions",
 ]
 
 
@@ -61,20 +62,22 @@ class BestConfig(NamedTuple):
 
 
 def impact(strategy: str, baseline: Mapping[str, Any], vary: Mapping[str, Any],
-           results: Iterable[TrialResult]) -> Impact:
-    """The impact table of a study: one row per varied parameter (docs/impact.md)."""
+           results: Iterable[TrialResult], looks: Looks | None = None) -> Impact:
+    """The impact table of a study: one row per varied parameter (docs/impact.md). `looks`:
+    the rounds an adaptive study completed (default: one look at all the data)."""
     if strategy not in READINGS:
         raise ValueError(f"unknown strategy {strategy!r}")
     obs, left_out = observations(results)
     base = {k: canon(v) for k, v in baseline.items()}
-    noise, noise_dof = seed_noise(obs)
-    rows = impact_rows(strategy, vary, obs, base, noise, noise_dof)
+    noise, _ = seed_noise(obs)
+    rows = impact_rows(strategy, vary, obs, base, noise, looks)
     base_key = tuple(sorted(base.items(), key=lambda kv: kv[0]))
     base_accs = [o.acc for o in obs if o.key == base_key]
     return Impact(
         strategy=strategy, reading=READINGS[strategy], rows=rows,
         baseline_acc=mean_std(base_accs) if base_accs else None,
         noise=noise, counted=len(obs), left_out=left_out,
+        negligible=looks.negligible if looks else NEGLIGIBLE,
     )
 
 

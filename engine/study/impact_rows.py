@@ -1,5 +1,6 @@
 """The rows of the impact table: one-at-a-time (sensitivity), marginal (grid) and binned
-(random) groups of trials per value of a parameter, and the verdict on each row (docs/impact.md).
+(random) groups of trials per value of a parameter, and each row's decision (`decisions`;
+docs/impact.md).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.study.studentized_range import studentized_range_quantile
-from engine.study.trials import Obs, by_config, canon, is_number, mean_std, plain
+from engine.study import decisions
+from engine.study.trials import Obs, canon, is_number, mean_std, plain
 
 MAX_BINS = 4
 MIN_PER_BIN = 3
@@ -34,11 +35,17 @@ class ImpactRow:
     best: Any  # the best value (or bin label); None without data
     effect: float  # max mean - min mean, as a fraction of accuracy
     noise: float | None  # the study's pooled seed std
-    significant: bool
-    verdict: str  # "above noise" | "within noise" | "no seed repeats" | "too few values" | ...
-    threshold: float | None  # the effect needed to be significant; None when it cannot be judged
+    significant: bool  # decision == "matters"
+    verdict: str  # the decision in words: "matters", "negligible", "undecided", "too few values"
+    threshold: float | None  # the half-width the extreme pair's difference had to beat
     diverged: list[int]  # diverged trials per value
     bins: list[tuple[float, float]] | None = None  # (low, high) per value for binned rows
+    decision: str = "undecided"  # "matters" | "negligible" | "undecided"
+    interval: tuple[float, float] | None = None  # for `effect`, in the same units
+    seeds_needed: int | None = None  # undecided: seeds per configuration likely to decide it
+    best_claimed: bool = False  # `best` beats every other value within the error control
+    tied: list[Any] = field(default_factory=list)  # values not told apart from `best`
+    decided_at: int | None = None  # seeds per configuration when it was decided
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +54,10 @@ class ImpactRow:
             "significant": self.significant, "verdict": self.verdict,
             "threshold": self.threshold, "diverged": self.diverged,
             "bins": [list(b) for b in self.bins] if self.bins is not None else None,
+            "decision": self.decision,
+            "interval": list(self.interval) if self.interval is not None else None,
+            "seeds_needed": self.seeds_needed, "best_claimed": self.best_claimed,
+            "tied_best": self.tied, "decided_at": self.decided_at,
         }
 
 
@@ -59,13 +70,14 @@ class Impact:
     noise: float | None = None
     counted: int = 0  # trials that entered the table
     left_out: int = 0  # failed or unfinished trials
+    negligible: float = decisions.NEGLIGIBLE
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy, "reading": self.reading,
             "baseline_acc": list(self.baseline_acc) if self.baseline_acc else None,
             "noise": self.noise, "counted": self.counted, "left_out": self.left_out,
-            "rows": [r.to_dict() for r in self.rows],
+            "negligible": self.negligible, "rows": [r.to_dict() for r in self.rows],
         }
 
 
@@ -173,40 +185,30 @@ def _random_groups(param: str, entry: Any, obs: list[Obs]) -> _Groups:
     return g
 
 
-def _config_spread(g: _Groups) -> tuple[float | None, int, list[int]]:
-    """Pooled std of configuration means within each value, its dof, configurations per value."""
-    squares: list[float] = []
-    sizes: list[int] = []
+def _series(g: _Groups) -> list[dict[int, float]]:
+    """Per value, its accuracy per replicate: the mean over the value's configurations (or the
+    bin's) that trained with that replicate's seed."""
+    out = []
     for v in g.values:
-        means = [mean_std([o.acc for o in group])[0] for group in by_config(g.trials[v]).values()]
-        sizes.append(len(means))
-        if len(means) >= 2:
-            m = math.fsum(means) / len(means)
-            squares.extend((x - m) ** 2 for x in means)
-    dof = sum(max(n - 1, 0) for n in sizes)
-    if dof == 0:
-        return None, 0, sizes
-    return math.sqrt(math.fsum(squares) / dof), dof, sizes
+        per: dict[int, list[float]] = {}
+        for o in g.trials[v]:
+            per.setdefault(o.replicate, []).append(o.acc)
+        out.append({r: math.fsum(a) / len(a) for r, a in sorted(per.items())})
+    return out
 
 
-def _verdict(means: list[float | None], sizes: list[int], sigma: float | None, dof: int,
-             missing: str) -> tuple[bool, str, float | None]:
-    """(significant, verdict, threshold) by Tukey-Kramer on the extreme pair (docs/impact.md)."""
-    have = {i: m for i, m in enumerate(means) if m is not None}
-    if len(have) < 2:
-        return False, "too few values", None
-    if sigma is None or dof < 1:
-        return False, missing, None
-    hi = max(have, key=lambda i: (have[i], -i))
-    lo = min(have, key=lambda i: (have[i], i))
-    effect = have[hi] - have[lo]
-    q = studentized_range_quantile(len(have), dof)
-    threshold = q * sigma * math.sqrt((1 / sizes[hi] + 1 / sizes[lo]) / 2)
-    significant = effect > threshold
-    return significant, "above noise" if significant else "within noise", threshold
+@dataclass(frozen=True)
+class Looks:
+    """The error control's looks: the seeds per configuration at each round the study
+    completed, how many rounds it may take in all, and the smallest effect worth caring about."""
+
+    done: tuple[int, ...] | None = None  # None: one look, at all the data; (): none yet
+    planned: int = 1
+    negligible: float = decisions.NEGLIGIBLE
 
 
-def _row(param: str, g: _Groups, noise: float | None, noise_dof: int, random: bool) -> ImpactRow:
+def _row(param: str, g: _Groups, noise: float | None, looks: Looks,
+         comparisons: int) -> ImpactRow:
     means: list[float | None] = []
     stds: list[float | None] = []
     counts: list[int] = []
@@ -219,36 +221,49 @@ def _row(param: str, g: _Groups, noise: float | None, noise_dof: int, random: bo
         counts.append(len(accs))
         diverged.append(sum(o.diverged for o in g.trials[v]))
     shown = g.labels if g.labels is not None else [plain(v) for v in g.values]
-    have = {i: m for i, m in enumerate(means) if m is not None}
-    best_i = max(have, key=lambda i: (have[i], -i)) if have else None
-    effect = max(have.values()) - min(have.values()) if have else 0.0
-    if random:
-        sigma, dof, sizes = _config_spread(g)
-        significant, verdict, threshold = _verdict(means, sizes, sigma, dof, "too few samples")
-    else:
-        significant, verdict, threshold = _verdict(means, counts, noise, noise_dof,
-                                                   "no seed repeats")
+    have = [i for i, m in enumerate(means) if m is not None]
+    measured = [m for m in means if m is not None]
+    effect = max(measured) - min(measured) if measured else 0.0
+    series = _series(g)
+    if len(have) < 2:
+        best = have[0] if have else None
+        return ImpactRow(
+            param=param, values=list(shown), means=means, stds=stds, counts=counts,
+            best=shown[best] if best is not None else None, effect=effect, noise=noise,
+            significant=False, verdict="too few values", threshold=None, diverged=diverged,
+            bins=g.bins, tied=[shown[best]] if best is not None else [])
+    kept = [series[i] for i in have]  # values without data take no part
+    done = looks.done if looks.done is not None else [max(len(s) for s in kept)]
+    d = decisions.decide(kept, looks=done,
+                         planned_looks=looks.planned, comparisons_in_study=comparisons,
+                         negligible=looks.negligible)
+    best = have[d.best] if d.best is not None else None
     return ImpactRow(
         param=param, values=list(shown), means=means, stds=stds, counts=counts,
-        best=shown[best_i] if best_i is not None else None, effect=effect, noise=noise,
-        significant=significant, verdict=verdict, threshold=threshold, diverged=diverged,
-        bins=g.bins,
+        best=shown[best] if best is not None else None, effect=effect, noise=noise,
+        significant=d.decision == "matters",
+        verdict="no seed repeats" if d.interval is None else d.decision, threshold=d.threshold,
+        diverged=diverged, bins=g.bins, decision=d.decision, interval=d.interval,
+        seeds_needed=d.seeds_needed, best_claimed=d.best_claimed,
+        tied=[shown[have[i]] for i in d.tied], decided_at=d.seeds,
     )
 
 
 def impact_rows(strategy: str, vary: Mapping[str, Any], obs: list[Obs], base: dict[str, Any],
-                noise: float | None, noise_dof: int) -> list[ImpactRow]:
+                noise: float | None, looks: Looks | None = None) -> list[ImpactRow]:
     """One row per parameter of `vary` (none for a single study), by effect, largest first."""
-    rows: list[ImpactRow] = []
+    groups: dict[str, _Groups] = {}
     diffs = _differences(obs, base) if strategy == "sensitivity" else []
     if strategy != "single":
         for param, entry in vary.items():
             if strategy == "sensitivity":
-                g = _sensitivity_groups(param, entry, obs, diffs, base)
+                groups[param] = _sensitivity_groups(param, entry, obs, diffs, base)
             elif strategy == "grid":
-                g = _marginal_groups(param, entry, obs)
+                groups[param] = _marginal_groups(param, entry, obs)
             else:
-                g = _random_groups(param, entry, obs)
-            rows.append(_row(param, g, noise, noise_dof, random=strategy == "random"))
+                groups[param] = _random_groups(param, entry, obs)
+    # Every pair of every row counts towards the error control, data or not yet.
+    comparisons = decisions.comparisons([len(g.values) for g in groups.values()])
+    rows = [_row(p, g, noise, looks or Looks(), comparisons) for p, g in groups.items()]
     rows.sort(key=lambda r: (-r.effect, r.param))
     return rows

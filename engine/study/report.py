@@ -25,13 +25,46 @@ def trial_results(trials: list[TrialRow]) -> list[analysis.TrialResult]:
             for t in trials if TrialStatus(t.status).is_finished()]
 
 
-def impact(study: StudyRow, results: list[analysis.TrialResult]) -> analysis.Impact | None:
-    """The impact table, or None for a study that varies nothing (a single run)."""
+def impact(study: StudyRow, results: list[analysis.TrialResult],
+           trials: list[TrialRow] | None = None) -> analysis.Impact | None:
+    """The impact table, or None for a study that varies nothing (a single run). With the
+    study's `trials`, rows are decided only at the rounds it completed (an unfinished round
+    is no look: deciding on part of one would peek)."""
     vary = study.spec.get("vary") or {}
     if study.strategy == "single" or not vary:
         return None
     baseline = TrialConfig.from_dict(study.baseline).flat()
-    return analysis.impact(study.strategy, baseline, vary, results)
+    return analysis.impact(study.strategy, baseline, vary, results,
+                           looks=looks(study, trials) if trials is not None else None)
+
+
+def schedule(spec: dict[str, Any]) -> list[int]:
+    """Seeds per configuration after each round a study may take: a fixed study takes one."""
+    start = int(spec.get("seeds") or 1)
+    if not spec.get("adaptive"):
+        return [start]
+    cap = max(int(spec.get("max_seeds") or start), start)
+    out = []
+    n = start
+    while n < cap:
+        out.append(n)
+        n *= 2
+    return [*out, cap]
+
+
+def looks(study: StudyRow, trials: list[TrialRow]) -> analysis.Looks:
+    """The rounds the study completed: every trial of replicates below the round's seeds has
+    finished, and the round reached that many seeds."""
+    planned = schedule(study.spec)
+    done = []
+    for n in planned:
+        reached = any(t.replicate == n - 1 for t in trials)
+        if not reached or any(t.replicate < n and not TrialStatus(t.status).is_finished()
+                              for t in trials):
+            break
+        done.append(n)
+    negligible = float(study.spec.get("negligible") or analysis.NEGLIGIBLE)
+    return analysis.Looks(done=tuple(done), planned=len(planned), negligible=negligible)
 
 
 def changes(config: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +165,10 @@ class StudyReport:
             "reading": table.reading if table else None,
             "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
             "data_fingerprints": self.data_fingerprints,
+            # what the decisions mean: the smallest effect worth caring about, and the chance
+            # of any false "matters" in the study
+            "negligible": table.negligible if table else None,
+            "error_rate": analysis.ALPHA,
         }
         if self.error:
             out["error"] = self.error
@@ -148,7 +185,7 @@ def study_report(store: Store, study: StudyRow) -> StudyReport:
     """The study as it stands in the store now."""
     trials = store.trials(study.id)
     results = trial_results(trials)
-    table = impact(study, results)
+    table = impact(study, results, trials)
     baseline = TrialConfig.from_dict(study.baseline).flat()
     status, runner = study_status(store, study)
     interaction = (analysis.interaction(study.spec.get("vary") or {}, results)

@@ -28,6 +28,7 @@ class Obs:
     key: tuple[tuple[str, Any], ...]  # the full configuration, for grouping
     acc: float
     diverged: bool
+    replicate: int = 0  # configurations share seeds: replicate r of each trains with one seed
 
 
 def canon(value: Any) -> Any:
@@ -61,7 +62,8 @@ def observations(results: Iterable[TrialResult]) -> tuple[list[Obs], int]:
             acc = CHANCE
         config = {k: canon(v) for k, v in r.config.items()}
         key = tuple(sorted(config.items(), key=lambda kv: kv[0]))
-        out.append(Obs(r.number, config, key, float(acc), r.status == "diverged"))
+        out.append(Obs(r.number, config, key, float(acc), r.status == "diverged",
+                       r.replicate))
     out.sort(key=lambda o: (o.number, repr(o.key)))
     return out, left_out
 
