@@ -47,6 +47,13 @@ class ImpactRow:
     tied: list[Any] = field(default_factory=list)  # values not told apart from `best`
     decided_at: int | None = None  # seeds per configuration when it was decided
 
+    @property
+    def settled(self) -> bool:
+        """Whether more seeds have nothing left to settle: the row is negligible, or matters
+        with its best value claimed, or cannot be judged by seeds (a value has no data)."""
+        return (self.decision == "negligible" or self.verdict == "too few values"
+                or (self.decision == "matters" and self.best_claimed))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "param": self.param, "values": self.values, "means": self.means, "stds": self.stds,
@@ -57,7 +64,7 @@ class ImpactRow:
             "decision": self.decision,
             "interval": list(self.interval) if self.interval is not None else None,
             "seeds_needed": self.seeds_needed, "best_claimed": self.best_claimed,
-            "tied_best": self.tied, "decided_at": self.decided_at,
+            "tied_best": self.tied, "decided_at": self.decided_at, "settled": self.settled,
         }
 
 
