@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.spec import TrialConfig, TrialStatus
@@ -112,6 +112,8 @@ class StudyReport:
     interaction: analysis.Interaction | None = None
     predictions: list[analysis.PredictionScore] | None = None  # scored when the user predicted
     vault: dict[str, Any] | None = None
+    # an adaptive study's rounds (RoundRow.to_dict: round, seeds, configs, trials, reason)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         table = self.impact
@@ -132,6 +134,7 @@ class StudyReport:
             "reading": table.reading if table else None,
             "baseline_acc": list(table.baseline_acc) if table and table.baseline_acc else None,
             "data_fingerprints": self.data_fingerprints,
+            "rounds": self.rounds,
         }
         if self.error:
             out["error"] = self.error
@@ -162,7 +165,7 @@ def study_report(store: Store, study: StudyRow) -> StudyReport:
         data_fingerprints=study.data_files or [], error=study.error, interaction=interaction,
         predictions=(analysis.score_predictions(predictions, table)
                      if predictions and table else None),
-        vault=store.vault(study.id))
+        vault=store.vault(study.id), rounds=[r.to_dict() for r in store.rounds(study.id)])
 
 
 def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
