@@ -133,3 +133,50 @@ def test_killed_in_a_later_round_resumes_to_the_uninterrupted_result(tmp_path: P
     assert _trials(store) == _trials(fresh)
     assert [(x["round"], x["seeds"], x["configs"], x["reason"]) for x in resumed["rounds"]] == \
         [(x["round"], x["seeds"], x["configs"], x["reason"]) for x in clean.json()["rounds"]]
+
+
+def test_cost_gives_the_range_for_auto() -> None:
+    cost = actions.cost(parse_preset(AUTO_TINY))
+    assert (cost.trials, cost.trials_max) == (3, 12)
+    assert cost.seconds_max is not None and cost.seconds_max >= cost.seconds
+    assert cost.line().startswith("sensitivity: 3-12 trials, ETA ~") and "seeds auto" in cost.line()
+    fixed = actions.cost(parse_preset(AUTO_TINY.replace('seeds = "auto"', "seeds = 2")))
+    assert fixed.trials_max is None and fixed.line().startswith("sensitivity: 6 trials, ETA ~")
+
+
+def test_show_and_the_run_screen_say_which_round_and_why(tmp_path: Path) -> None:
+    from tests.app_helpers import SIZE, run, text_of, until
+    from tui import render
+    from tui.app import HpTuiApp
+    from tui.screens.run import RunScreen
+
+    with Store(tmp_path / "s.db") as store:
+        sid = actions.create_study(store, parse_preset(AUTO_TINY), device="cpu")
+        store.add_round(sid, number=1, seeds=1, configs=[0, 1, 2], reason="round 1: start")
+        cfg = store.trials(sid)[0].config
+        store.add_round(sid, number=2, seeds=2, configs=[0],
+                        trials=[(cfg, replicate_seed(0, 1), 1)],
+                        reason="round 2: 1 configuration still undecided (lr)")
+        data = report_dict(store, sid)
+        assert [r["round"] for r in data["rounds"]] == [1, 2]
+        assert render.rounds_lines(data)[-1] == (
+            "round 2: 1 configuration still undecided (lr): 2 seeds, +1 trials")
+
+        async def go() -> None:
+            app = HpTuiApp(store=store)
+            async with app.run_test(size=SIZE) as pilot:
+                app.push_screen(RunScreen(sid))
+                screen = app.screen
+                assert isinstance(screen, RunScreen)
+                await until(pilot, lambda: len(screen.trials) == 4
+                            and screen.latest_round is not None)
+                shown = " ".join(text_of(app, "#run-status").split())
+                assert "round 2: 1 configuration still undecided (lr) (2 seeds)" in shown
+
+        run(go())
+
+
+def report_dict(store: Store, sid: int) -> dict[str, Any]:
+    from engine.study import study_report
+
+    return study_report(store, store.study(sid)).to_dict()
