@@ -101,13 +101,16 @@ def _sensitivity_count_from_file(path: Path) -> int:
         baseline.update(raw.get(section, {}))
     differing = sum(1 for key, values in raw["study"]["vary"].items()
                     for v in values if v != baseline[key])
-    return raw["study"]["seeds"] * (1 + differing)
+    seeds = raw["study"]["seeds"]
+    if seeds == "auto":  # the first round's
+        seeds = raw["study"].get("min_seeds", space.AUTO_MIN_SEEDS)
+    return seeds * (1 + differing)
 
 
 def test_notebook_sensitivity_count() -> None:
     path = ROOT / "presets" / "notebook.toml"
     count = _sensitivity_count_from_file(path)
-    assert count == 30  # 2 seeds x (1 baseline + 14 changed values): a teaching-sized study
+    assert count == 60  # 4 seeds x (1 baseline + 14 changed values): the first round
     try:
         from engine.study import strategies
     except ImportError:  # pragma: no cover - strategies land in another change

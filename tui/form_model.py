@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.presets import Preset, parse_preset, preset_text
+from engine.presets import Preset, parse_preset, preset_text, study_table
 from engine.spec import space
 
 RANGE = re.compile(r"^\s*(\S+)\s*\.\.\s*(\S+)\s*(log)?\s*$")
@@ -105,7 +105,13 @@ def build_text(name: str, description: str, values: dict[str, Any],
                           if values.get(p.dotted) is not None
                           and not (p.kind == "str" and values[p.dotted] == "")}
                 for section in space.SECTIONS}
+    if sections["study"].get("seeds") != space.AUTO:  # only an adaptive study reads them
+        for key in _AUTO_ONLY:
+            sections["study"].pop(key, None)
     return preset_text(name or "untitled", description, sections, vary)
+
+
+_AUTO_ONLY = ("min_seeds", "max_seeds")
 
 
 def to_preset(text: str, base_dir: Path | None = None) -> Preset:
@@ -115,9 +121,13 @@ def to_preset(text: str, base_dir: Path | None = None) -> Preset:
 
 def initial_values(preset: Preset | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(dotted -> value, vary key -> entry) to fill the form: the preset's, else the notebook's."""
+    d = space.defaults()
+    defaults = {f"{s}.{k}": v for s, kv in d.items() for k, v in kv.items()}
     if preset is None:
-        d = space.defaults()
-        return {f"{s}.{k}": v for s, kv in d.items() for k, v in kv.items()}, {}
-    sections = {**preset.config.to_dict(), "study": preset.study.to_dict()}
+        return defaults, {}
+    sections = {**preset.config.to_dict(), "study": study_table(preset.study)}
     vary = sections["study"].pop("vary", {})
-    return {f"{s}.{k}": v for s, kv in sections.items() for k, v in kv.items()}, vary
+    # A fixed study shows the defaults of the settings only seeds = "auto" reads.
+    auto_only = {f"study.{k}": defaults[f"study.{k}"] for k in _AUTO_ONLY}
+    return {**auto_only, **{f"{s}.{k}": v for s, kv in sections.items()
+                            for k, v in kv.items()}}, vary

@@ -8,13 +8,13 @@ everything new since its last read into one message instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
 
 from engine.presets import Preset
-from engine.store import Metric, StudyRow, TrialRow
+from engine.store import Metric, RoundRow, StudyRow, TrialRow
 
 
 @dataclass
@@ -30,6 +30,7 @@ class StudyPolled(Message):
     study: StudyRow
     trials: list[TrialRow]
     runner_alive: bool
+    rounds: list[RoundRow] = field(default_factory=list)  # an adaptive study's, in order
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StudyPolled)

@@ -42,6 +42,8 @@ def print_study(data: dict[str, Any]) -> None:
     place = executors.where(data.get("executor"), data.get("ray_address"))
     console.print(f"[bold]study {data['study']}{name}[/]: {markup_safe(data['preset'])}, "
                   f"{data['strategy']}, {status_text(data)}" + (f", {place}" if place else ""))
+    for line in rounds_lines(data):
+        console.print(line, highlight=False)
     console.print(trials_table(data))
     if data.get("impact"):
         console.print(impact_table(data))
@@ -51,6 +53,13 @@ def print_study(data: dict[str, Any]) -> None:
         console.print(f"prediction {markup_safe(p.get('param'))}: {markup_safe(p.get('verdict'))}")
     if data.get("vault"):
         print_vault(data["vault"], already=True, console=console)
+
+
+def rounds_lines(data: dict[str, Any]) -> list[str]:
+    """An adaptive study's rounds, one short line each ([] for a fixed study)."""
+    return [f"{markup_safe(r['reason'])}: {r['seeds']} seeds"
+            + (f", +{r['trials']} trials" if r.get("trials") else "")
+            for r in data.get("rounds") or []]
 
 
 def varied_params(data: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.datasets import check_datasets, study_fingerprints
 from engine.presets import Preset
@@ -25,14 +26,35 @@ class Cost:
     strategy: str
     trials: int
     seconds: float
-    others: dict[str, int]  # trials per other strategy for the same vary table
+    others: dict[str, int]  # trials per other strategy for the same vary table (first round)
     varied: bool
+    # seeds = "auto": the most trials (every configuration at max_seeds) and their ETA
+    trials_max: int | None = None
+    seconds_max: float | None = None
+
+    def trials_text(self) -> str:
+        """"12 trials", or "12-192 trials" for an adaptive study."""
+        if self.trials_max is None or self.trials_max == self.trials:
+            return f"{self.trials} trials"
+        return f"{self.trials}-{self.trials_max} trials"
+
+    def eta_text(self) -> str:
+        text = f"~{eta.format_seconds(self.seconds)}"
+        if self.seconds_max is None or self.trials_max == self.trials:
+            return text
+        return f"{text} to ~{eta.format_seconds(self.seconds_max)}"
 
     def line(self) -> str:
         others = ", ".join(f"{k} {v}" for k, v in self.others.items()
                            if k != self.strategy and self.varied)
-        text = f"{self.strategy}: {self.trials} trials, ETA ~{eta.format_seconds(self.seconds)}"
+        text = f"{self.strategy}: {self.trials_text()}, ETA {self.eta_text()}"
+        if self.trials_max is not None:
+            text += " (seeds auto)"
         return text + (f"  (other strategies: {others})" if others else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
+                "trials_max": self.trials_max, "seconds_max": self.seconds_max}
 
 
 def workers() -> int:
@@ -73,9 +95,16 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
     plan = strategies.plan(preset.config, preset.study)
     seconds = eta.estimate([t.config for t in plan.trials], runs or None,
                            workers=workers()).seconds
+    most, most_seconds = None, None
+    if preset.study.adaptive:
+        _, most = strategies.count_range(preset.config, preset.study)
+        per_config = most // max(1, plan.n_configs)
+        configs = [t.config for t in plan.trials if t.replicate == 0]
+        most_seconds = eta.estimate([c for c in configs for _ in range(per_config)],
+                                    runs or None, workers=workers()).seconds
     return Cost(plan.strategy, plan.n_trials, seconds,
                 strategies.counts_by_strategy(preset.config, preset.study),
-                bool(preset.study.vary))
+                bool(preset.study.vary), most, most_seconds)
 
 
 def create_study(store: Store, preset: Preset, *, name: str | None = None,

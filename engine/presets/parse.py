@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from engine.presets.lines import KeyLocator
 from engine.presets.preset import Preset, PresetError, Problem
 from engine.presets.validate import Ctx, validate
-from engine.presets.write import dotted_key, preset_to_toml
+from engine.presets.write import dotted_key, preset_to_toml, study_table
 
 # Anything bigger is not a hand-written preset; refusing early keeps a stray log or dataset
 # passed by mistake from being read into memory.
@@ -149,9 +149,10 @@ def _syntax_problem(error: str, text: str, source: str, locator: KeyLocator) -> 
 # Overrides from the command line
 
 
-def with_overrides(preset: Preset, strategy: str | None = None, seeds: int | None = None,
-                   samples: int | None = None) -> Preset:
-    """The preset with the CLI's --strategy/--seeds/--samples applied, validated again.
+def with_overrides(preset: Preset, strategy: str | None = None,
+                   seeds: int | str | None = None, samples: int | None = None) -> Preset:
+    """The preset with the CLI's --strategy/--seeds/--samples applied, validated again
+    (`seeds` may be "auto"; a number makes an adaptive preset a fixed one).
 
     Problems caused by a flag name the flag. The new preset's `text` is regenerated TOML (with
     a comment saying what was overridden), so that the text stored with a study reproduces it.
@@ -160,8 +161,11 @@ def with_overrides(preset: Preset, strategy: str | None = None, seeds: int | Non
                                    ("samples", samples)) if v is not None}
     if not overrides:
         return preset
-    raw: dict[str, Any] = {**preset.config.to_dict(), "study": preset.study.to_dict()}
+    raw: dict[str, Any] = {**preset.config.to_dict(), "study": study_table(preset.study)}
     raw["study"].update(overrides)
+    if raw["study"].get("seeds") != "auto":
+        raw["study"].pop("min_seeds", None)
+        raw["study"].pop("max_seeds", None)
     flags = {f"study.{k}": f"--{k}" for k in overrides}
     source = str(preset.path) if preset.path else f"<{preset.name}>"
     ctx = Ctx(source, KeyLocator(preset.text), None, flags)

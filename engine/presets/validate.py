@@ -43,6 +43,10 @@ class Ctx:
             return
         self.problems.append(Problem(self.source, self.locator.line(path), shown, message))
 
+    def has(self, key: str) -> bool:
+        """Whether the user set `key` (in the file or with a flag)."""
+        return key in self.flags or tuple(key.split(".")) in self.locator.lines
+
     def origin(self, key: str, value: Any) -> str:
         """How the user set `key`: `--strategy grid` or `study.strategy = 'grid'`."""
         if key in self.flags:
@@ -62,12 +66,28 @@ def validate(raw: dict[str, Any], ctx: Ctx) -> tuple[str | None, str, TrialConfi
     strategy_ok = "strategy" not in tables.get("study", {}) or "strategy" in values["study"]
     strategy = values["study"].get("strategy", "single") if strategy_ok else None
     vary = _check_vary(raw_vary, strategy, ctx)
-    study = StudySpec(**values["study"], vary=vary)
+    study = _study_spec(values["study"], vary, ctx)
     if strategy_ok:
         _check_strategy(study, raw_vary, ctx)
     _check_batch_sizes(config, study, ctx)
     _check_dataset_path(config, study, ctx)
     return name, description, config, study
+
+
+def _study_spec(values: dict[str, Any], vary: dict[str, list[Any] | Range],
+                ctx: Ctx) -> StudySpec:
+    """The `[study]` values as a StudySpec: `seeds = "auto"` starts at min_seeds (adaptive)."""
+    values = dict(values)
+    low = values.pop("min_seeds", space.AUTO_MIN_SEEDS)
+    high = values.pop("max_seeds", space.AUTO_MAX_SEEDS)
+    if values.get("seeds") != space.AUTO:
+        return StudySpec(**values, vary=vary, max_seeds=high)
+    if high < low:
+        blame = "study.max_seeds" if ctx.has("study.max_seeds") else "study.min_seeds"
+        ctx.add(blame, f"max_seeds ({high}) must be at least min_seeds ({low}), the seeds "
+                "of the first round of seeds = \"auto\"")
+    values.update(seeds=low, adaptive=True)
+    return StudySpec(**values, vary=vary, max_seeds=max(low, high))
 
 
 def _check_meta(raw: dict[str, Any], ctx: Ctx) -> tuple[str | None, str]:

@@ -81,6 +81,25 @@ def preset_text(name: str | None, description: str | None,
     return toml_document(top, tables)
 
 
+def study_table(study: StudySpec) -> dict[str, Any]:
+    """The `[study]` table as a preset writes it (`vary` included, when anything is varied):
+    an adaptive study as `seeds = "auto"` with its min_seeds and max_seeds."""
+    table = study.to_dict()
+    if table["negligible"] == StudySpec.negligible:
+        del table["negligible"]  # the default: said nowhere, as for every other key
+    adaptive = table.pop("adaptive")
+    most = table.pop("max_seeds")
+    if not adaptive:
+        return table
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "seeds":
+            out.update(seeds=space.AUTO, min_seeds=value, max_seeds=most)
+        else:
+            out[key] = value
+    return out
+
+
 def preset_to_toml(preset: Preset | TrialConfig, study: StudySpec | None = None,
                    name: str | None = None, description: str | None = None) -> str:
     """TOML text for a preset (or a config and study); parse_preset() reads it back equal."""
@@ -90,6 +109,6 @@ def preset_to_toml(preset: Preset | TrialConfig, study: StudySpec | None = None,
         description = preset.description if description is None else description
     else:
         config, study = preset, study or StudySpec()
-    sections: dict[str, dict[str, Any]] = {**config.to_dict(), "study": study.to_dict()}
+    sections: dict[str, dict[str, Any]] = {**config.to_dict(), "study": study_table(study)}
     vary = sections["study"].pop("vary", {})
     return preset_text(name, description, sections, vary)

@@ -36,7 +36,7 @@ from typing import Any
 from engine.run.executors import Executor
 from engine.run.launcher import RunnerOptions
 from engine.run.local import LocalExecutor
-from engine.spec import DataConfig, ExitCode, TrialConfig
+from engine.spec import DataConfig, ExitCode, StudySpec, TrialConfig
 from engine.store import (
     STALE_AFTER,
     EpochRow,
@@ -45,10 +45,12 @@ from engine.store import (
     LeaseLost,
     Store,
     StoreError,
+    StudyRow,
+    TrialRow,
     default_store_path,
     encode_weights,
 )
-from engine.study import eta, trial_steps
+from engine.study import eta, rounds, trial_steps
 
 log = logging.getLogger("hp-tui.runner")
 
@@ -113,12 +115,12 @@ def make_executor(study: Any, options: RunnerOptions, workers: int) -> Executor:
 def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
               stop: StopFlag, executor: Executor | None = None,
               pauses: Pauses | None = None) -> int:
-    """Train every unfinished trial of the study. Returns the process exit code. Every write
-    raises LeaseLost once another runner has taken the study over (`Store.hold`)."""
-    import torch
-
+    """Train every unfinished trial of the study, then, for an adaptive study, round after round
+    of more seeds for the configurations still undecided (`engine.study.rounds`). Returns the
+    process exit code. Every write raises LeaseLost once another runner has taken the study
+    over (`Store.hold`)."""
     from engine.run.executors import ExecutorError
-    from engine.train import DataError, DeviceError, Stopped, Trial, load_splits
+    from engine.train import DeviceError
 
     study = store.study(study_id)
     try:
@@ -134,33 +136,21 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     store.set_study_status(study_id, "running")
     log.info("study %d: %d trials to train on %s, %s", study_id, len(todo), device,
              executor.describe())
-    base_dir = study.base_dir
+    adaptive = StudySpec.from_dict(study.spec).adaptive
+    if adaptive and not store.rounds(study_id):
+        _record_first_round(store, study)
     where = executor.label(device)
     pauses = pauses or Pauses()
     started, paused_before = time.monotonic(), pauses.seconds
     trained: list[TrialConfig] = []
     try:
-        for data_cfg, rows in _by_data(todo):
-            if stop.is_set():
+        while True:
+            trained += _train_trials(store, executor, study, todo, device, where, stop)
+            if stop.is_set() or not adaptive:
                 break
-            try:
-                splits = load_splits(data_cfg, base_dir)
-            except DataError as e:
-                store.mark_trials([r.id for r in rows], "failed", error=str(e))
-                log.error("%s", e)
-                continue
-            if stop.is_set():  # the largest synthetic sets take a second or so to generate
+            todo = _add_next_round(store, study)
+            if not todo:
                 break
-            store.save_points(study_id, rows[0].config["data"], splits.val.x.numpy(),
-                              splits.val.y.numpy())
-            trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
-            store.start_trials([r.id for r in rows], device=where,
-                               torch_version=torch.__version__)
-            try:
-                _train_group(store, executor, rows, trials, splits, device, where, stop)
-            except Stopped:
-                break
-            trained += [t.config for t in trials]
     finally:
         executor.close()
     if stop.is_set():
@@ -179,6 +169,65 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
                            error=f"{len(failed)} trial(s) failed" if failed else None)
     log.info("study %d completed in %.1f s", study_id, seconds)
     return ExitCode.OK
+
+
+def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[TrialRow],
+                  device: Any, where: str, stop: StopFlag) -> list[TrialConfig]:
+    """Train these trials, data group by data group, until done or stopped; returns the
+    configs trained."""
+    import torch
+
+    from engine.train import DataError, Stopped, Trial, load_splits
+
+    trained: list[TrialConfig] = []
+    for data_cfg, rows in _by_data(todo):
+        if stop.is_set():
+            break
+        try:
+            splits = load_splits(data_cfg, study.base_dir)
+        except DataError as e:
+            store.mark_trials([r.id for r in rows], "failed", error=str(e))
+            log.error("%s", e)
+            continue
+        if stop.is_set():  # the largest synthetic sets take a second or so to generate
+            break
+        store.save_points(study.id, rows[0].config["data"], splits.val.x.numpy(),
+                          splits.val.y.numpy())
+        trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
+        store.start_trials([r.id for r in rows], device=where, torch_version=torch.__version__)
+        try:
+            _train_group(store, executor, rows, trials, splits, device, where, stop)
+        except Stopped:
+            break
+        trained += [t.config for t in trials]
+    return trained
+
+
+def _record_first_round(store: Store, study: StudyRow) -> None:
+    """Round 1 of an adaptive study: the trials it was created with."""
+    configs, have = rounds.configurations(store.trials(study.id))
+    first = rounds.first_round(len(configs), max(have, default=0))
+    store.add_round(study.id, number=1, seeds=first.seeds, configs=first.configs,
+                    reason=first.reason)
+    log.info("study %d: %s", study.id, first.reason)
+
+
+def _add_next_round(store: Store, study: StudyRow) -> list[TrialRow]:
+    """Record the next round of an adaptive study and return its trials ([]: the study is
+    done). Decided on the trials trained so far, which a resumed study has too, so a study
+    killed at any point reaches the same rounds."""
+    trials = store.trials(study.id)
+    following = rounds.study_next_round(study, trials)
+    if following is None:
+        log.info("study %d: no more rounds (every row decided, or the seeds at their cap)",
+                 study.id)
+        return []
+    configs, _ = rounds.configurations(trials)
+    added = store.add_round(study.id, number=following.number, seeds=following.seeds,
+                            configs=following.configs, reason=following.reason,
+                            trials=following.trials(configs, study.seed))
+    log.info("study %d: %s; %d trials", study.id, following.reason, len(added))
+    return added
 
 
 def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list[Any],

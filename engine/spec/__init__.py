@@ -7,7 +7,7 @@ from engine.spec.config import DataConfig, Range, StudySpec, TrialConfig
 from engine.spec.exit_codes import ExitCode
 from engine.spec.predictions import EFFECT_SIZES
 from engine.spec.processes import pid_alive
-from engine.spec.seeds import derive_seed, replicate_seed
+from engine.spec.seeds import derive_seed, replicate_seed, seed_schedule
 from engine.spec.space import VARIABLE
 from engine.spec.statuses import (
     FINISHED_TRIALS,
@@ -35,4 +35,5 @@ __all__ = [
     "derive_seed",
     "pid_alive",
     "replicate_seed",
+    "seed_schedule",
 ]

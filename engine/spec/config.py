@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.spec import space
+from engine.spec.seeds import seed_schedule
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,12 @@ class Range:
 
 @dataclass(frozen=True)
 class StudySpec:
-    """The `[study]` table: how to turn the preset into trials."""
+    """The `[study]` table: how to turn the preset into trials.
+
+    `seeds` is the seeds of the first round: every seed of a fixed study, the start of an
+    adaptive one (`seeds = "auto"` in a preset: `adaptive`, from `study.min_seeds`), which then
+    adds seeds in rounds to the configurations still undecided, up to `max_seeds`.
+    """
 
     strategy: str = "single"
     seeds: int = 3
@@ -107,8 +113,23 @@ class StudySpec:
     seed: int = 0
     # bare key -> list of values (grid, sensitivity, random) or a Range (random)
     vary: dict[str, list[Any] | Range] = field(default_factory=dict)
+    adaptive: bool = False
+    max_seeds: int = space.AUTO_MAX_SEEDS
+    negligible: float = 0.02  # the smallest effect worth caring about (the impact table)
+
+    @property
+    def schedule(self) -> list[int]:
+        """Seeds per configuration after each round it may take: [seeds] for a fixed study."""
+        return seed_schedule(self.seeds, self.most_seeds)
+
+    @property
+    def most_seeds(self) -> int:
+        """The most seeds a configuration can get: `max_seeds` if adaptive, else `seeds`."""
+        return max(self.seeds, self.max_seeds) if self.adaptive else self.seeds
 
     def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON shape (`from_dict` reads it back); a preset's `[study]` table
+        is `engine.presets.study_table`."""
         vary: dict[str, Any] = {}
         for key, values in self.vary.items():
             if isinstance(values, Range):
@@ -116,7 +137,25 @@ class StudySpec:
             else:
                 vary[key] = [list(v) if isinstance(v, tuple) else v for v in values]
         out: dict[str, Any] = {"strategy": self.strategy, "seeds": self.seeds,
-                               "samples": self.samples, "seed": self.seed}
+                               "samples": self.samples, "seed": self.seed,
+                               "adaptive": self.adaptive, "max_seeds": self.max_seeds,
+                               "negligible": self.negligible}
         if vary:
             out["vary"] = vary
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudySpec:
+        """A stored spec (`to_dict`); one stored before adaptive seeding is a fixed study."""
+        vary: dict[str, list[Any] | Range] = {}
+        for key, values in (d.get("vary") or {}).items():
+            if isinstance(values, dict):
+                vary[key] = Range(values["min"], values["max"], bool(values.get("log", False)))
+            else:
+                vary[key] = [tuple(v) if isinstance(v, list) else v for v in values]
+        seeds = int(d.get("seeds", cls.seeds))
+        return cls(strategy=d.get("strategy", cls.strategy), seeds=seeds,
+                   samples=int(d.get("samples", cls.samples)), seed=int(d.get("seed", cls.seed)),
+                   vary=vary, adaptive=bool(d.get("adaptive", False)),
+                   max_seeds=int(d.get("max_seeds", seeds)),
+                   negligible=float(d.get("negligible", cls.negligible)))

@@ -14,3 +14,16 @@ def derive_seed(seed: int, tag: str) -> int:
 def replicate_seed(study_seed: int, replicate: int) -> int:
     """The seed of replicate `replicate` of every configuration of a study."""
     return derive_seed(study_seed, f"replicate:{replicate}")
+
+
+def seed_schedule(start: int, cap: int) -> list[int]:
+    """Seeds per configuration after each round: start, 2 start, 4 start, ... below the cap, then
+    the cap ([4, 8, 16, 32, 64] for 4 and 64). A fixed study's schedule is [seeds]."""
+    if start < 1 or cap < start:
+        raise ValueError(f"a seed schedule needs 1 <= start <= cap, got {start} and {cap}")
+    out: list[int] = []
+    n = start
+    while n < cap:
+        out.append(n)
+        n *= 2
+    return [*out, cap]

@@ -19,6 +19,9 @@ LOSSES = ("mse", "bce", "bce_with_logits")
 STRATEGIES = ("single", "grid", "sensitivity", "random")
 
 MAX_DEPTH = 16
+AUTO = "auto"  # study.seeds = "auto": adaptive seeding
+AUTO_MIN_SEEDS = 4
+AUTO_MAX_SEEDS = 64
 MAX_WIDTH = 4096
 
 
@@ -44,6 +47,8 @@ class Param:
     variable: bool = True
     # For numbers drawn by random search: sample on a log scale by default.
     log_scale: bool = False
+    # Also accepts the string "auto" (study.seeds: as many seeds as the impact table needs).
+    auto: bool = False
 
     @property
     def dotted(self) -> str:
@@ -63,7 +68,8 @@ class Param:
             parts.append(f"{'>' if self.min_exclusive else '>='} {_fmt(self.minimum)}")
         if self.maximum is not None:
             parts.append(f"{'<' if self.max_exclusive else '<='} {_fmt(self.maximum)}")
-        return noun + (" " + " and ".join(parts) if parts else "")
+        text = noun + (" " + " and ".join(parts) if parts else "")
+        return text + ', or "auto"' if self.auto else text
 
 
 def _fmt(x: float) -> str:
@@ -114,8 +120,21 @@ SPACE: tuple[Param, ...] = (
           "single: the preset as is; grid: every combination of study.vary; sensitivity: one "
           "parameter at a time around the preset; random: study.samples draws.",
           choices=STRATEGIES, variable=False),
-    Param("study", "seeds", "int", 3, "How many seeds each configuration is trained with.",
+    Param("study", "seeds", "int", 3,
+          "How many seeds each configuration is trained with; \"auto\": start with "
+          "study.min_seeds, then add seeds in rounds to the configurations whose impact-table "
+          "rows are still undecided, up to study.max_seeds.",
+          minimum=1, maximum=1000, variable=False, auto=True),
+    Param("study", "min_seeds", "int", AUTO_MIN_SEEDS,
+          "Seeds per configuration in the first round of seeds = \"auto\" (ignored otherwise).",
           minimum=1, maximum=1000, variable=False),
+    Param("study", "max_seeds", "int", AUTO_MAX_SEEDS,
+          "The most seeds a configuration gets with seeds = \"auto\" (ignored otherwise).",
+          minimum=1, maximum=1000, variable=False),
+    Param("study", "negligible", "float", 0.02,
+          "The smallest effect worth caring about, as a fraction of accuracy: a parameter whose "
+          "effect's interval lies below it is negligible.",
+          minimum=0.001, maximum=1.0, variable=False),
     Param("study", "samples", "int", 20, "Number of configurations drawn (random strategy only).",
           minimum=1, maximum=100_000, variable=False),
     Param("study", "seed", "int", 0, "Study seed: trial seeds derive from it and the trial index.",
@@ -179,6 +198,8 @@ def check_value(p: Param, value: Any) -> tuple[Any, str | None]:
                 return None, f"width {describe(w)} is not allowed; expected {p.allowed()}"
         return list(value), None
     # numbers
+    if p.auto and value == AUTO:
+        return AUTO, None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None, f"expected {p.allowed()}, got {describe(value)}"
     if p.kind == "int":

@@ -228,6 +228,29 @@ def trial_row(r: Any) -> TrialRow:
         diverged_epoch=r["diverged_epoch"], started=r["started"], finished=r["finished"])
 
 
+@dataclass(frozen=True)
+class RoundRow:
+    """One round of an adaptive study: round 1 is its start (no trials added)."""
+
+    study_id: int
+    number: int
+    seeds: int  # seeds of the configurations it extended, after it
+    configs: list[int]  # the configurations it extended (indices in plan order, from 0)
+    trials: int  # trials it added
+    reason: str
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"round": self.number, "seeds": self.seeds, "configs": self.configs,
+                "trials": self.trials, "reason": self.reason, "created": self.created}
+
+
+def round_row(r: Any) -> RoundRow:
+    return RoundRow(study_id=r["study_id"], number=r["number"], seeds=r["seeds"],
+                    configs=json.loads(r["configs_json"]), trials=r["trials"], reason=r["reason"],
+                    created=r["created"])
+
+
 def vault_dict(r: Any) -> dict[str, Any]:
     return {"study_id": r["study_id"], "trial_id": r["trial_id"],
             "trial_number": r["trial_number"], "config": json.loads(r["config_json"]),

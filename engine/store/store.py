@@ -33,6 +33,7 @@ from engine.store.rows import (
     MetricsDelta,
     NoSuchStudy,
     NoSuchTrial,
+    RoundRow,
     StudyRow,
     TrialRow,
     check_choice,
@@ -42,6 +43,7 @@ from engine.store.rows import (
     finite,
     no_such_study_message,
     now_iso,
+    round_row,
     study_row,
     trial_row,
 )
@@ -227,6 +229,42 @@ class Store(StoreRecords):
             rows = db.execute("SELECT * FROM trials WHERE study_id = ? AND status = 'pending'"
                               " ORDER BY number", (study_id,)).fetchall()
         return [trial_row(r) for r in rows]
+
+    # ------------------------------------------------------------------------------- rounds
+
+    def add_round(self, study_id: int, *, number: int, seeds: int, configs: Sequence[int],
+                  reason: str, trials: Sequence[tuple[dict[str, Any], int, int]] = ()
+                  ) -> list[TrialRow]:
+        """Record a round of an adaptive study and append its trials (config, seed, replicate),
+        numbered after the study's last trial, in one (fenced) transaction; returns them.
+        A round recorded twice raises StoreError and writes nothing."""
+        with self._write("recording a round") as db:
+            if db.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone() is None:
+                raise NoSuchStudy(f"no study {study_id} in {self.path}")
+            if db.execute("SELECT 1 FROM rounds WHERE study_id = ? AND number = ?",
+                          (study_id, number)).fetchone():
+                raise StoreError(f"study {study_id} already has a round {number} in {self.path}")
+            last = db.execute("SELECT coalesce(max(number), 0) FROM trials WHERE study_id = ?",
+                              (study_id,)).fetchone()[0]
+            db.execute("INSERT INTO rounds (study_id, number, seeds, configs_json, trials, reason,"
+                       " created) VALUES (?,?,?,?,?,?,?)",
+                       (study_id, number, seeds, dumps(list(configs)), len(trials), reason,
+                        now_iso()))
+            db.executemany(
+                "INSERT INTO trials (study_id, number, config_json, seed, replicate)"
+                " VALUES (?,?,?,?,?)",
+                [(study_id, last + n, dumps(cfg), s, rep)
+                 for n, (cfg, s, rep) in enumerate(trials, 1)])
+            rows = db.execute("SELECT * FROM trials WHERE study_id = ? AND number > ?"
+                              " ORDER BY number", (study_id, last)).fetchall()
+        return [trial_row(r) for r in rows]
+
+    def rounds(self, study_id: int) -> list[RoundRow]:
+        """The study's rounds in order ([] for a fixed study)."""
+        with self._read("reading rounds") as db:
+            rows = db.execute("SELECT * FROM rounds WHERE study_id = ? ORDER BY number",
+                              (study_id,)).fetchall()
+        return [round_row(r) for r in rows]
 
     def metrics(self, trial_ids: Iterable[int]) -> dict[int, list[Metric]]:
         """Each trial's epochs in order (a trial without any maps to [])."""

@@ -1,6 +1,7 @@
 """Studies as plans and answers, from configs and the store alone (no torch): strategies plan the
 trials, analysis says which hyperparameters matter, eta prices a plan, report is the study as
-data (what `show --json`, the CLI tables and the app read)."""
+data (what `show --json`, the CLI tables and the app read), rounds adds seeds where the impact
+table is still undecided (`seeds = "auto"`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,27 @@ from engine.study.report import (
     study_report,
     varying_keys,
 )
+from engine.study.rounds import (
+    Round,
+    decision,
+    first_round,
+    next_round,
+    study_next_round,
+)
 from engine.study.strategies import trial_steps
 
 __all__ = [
     "ALPHA",
     "NEGLIGIBLE",
+    "Round",
     "StudyReport",
     "TrialReport",
     "changes",
+    "decision",
+    "first_round",
     "flat_config",
+    "next_round",
+    "study_next_round",
     "study_report",
     "trial_steps",
     "varying_keys",

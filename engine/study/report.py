@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.spec import TrialConfig, TrialStatus
+from engine.spec import StudySpec, TrialConfig, TrialStatus
 from engine.store import Store, StudyRow, TrialRow
 from engine.study import analysis
 
@@ -38,24 +38,11 @@ def impact(study: StudyRow, results: list[analysis.TrialResult],
                            looks=looks(study, trials) if trials is not None else None)
 
 
-def schedule(spec: dict[str, Any]) -> list[int]:
-    """Seeds per configuration after each round a study may take: a fixed study takes one."""
-    start = int(spec.get("seeds") or 1)
-    if not spec.get("adaptive"):
-        return [start]
-    cap = max(int(spec.get("max_seeds") or start), start)
-    out = []
-    n = start
-    while n < cap:
-        out.append(n)
-        n *= 2
-    return [*out, cap]
-
-
 def looks(study: StudyRow, trials: list[TrialRow]) -> analysis.Looks:
     """The rounds the study completed: every trial of replicates below the round's seeds has
     finished, and the round reached that many seeds."""
-    planned = schedule(study.spec)
+    spec = StudySpec.from_dict(study.spec)
+    planned = spec.schedule
     done = []
     for n in planned:
         reached = any(t.replicate == n - 1 for t in trials)
@@ -63,8 +50,7 @@ def looks(study: StudyRow, trials: list[TrialRow]) -> analysis.Looks:
                               for t in trials):
             break
         done.append(n)
-    negligible = float(study.spec.get("negligible") or analysis.NEGLIGIBLE)
-    return analysis.Looks(done=tuple(done), planned=len(planned), negligible=negligible)
+    return analysis.Looks(done=tuple(done), planned=len(planned), negligible=spec.negligible)
 
 
 def changes(config: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +131,8 @@ class StudyReport:
     interaction: analysis.Interaction | None = None
     predictions: list[analysis.PredictionScore] | None = None  # scored when the user predicted
     vault: dict[str, Any] | None = None
+    # an adaptive study's rounds (RoundRow.to_dict: round, seeds, configs, trials, reason)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         table = self.impact
@@ -169,6 +157,7 @@ class StudyReport:
             # of any false "matters" in the study
             "negligible": table.negligible if table else None,
             "error_rate": analysis.ALPHA,
+            "rounds": self.rounds,
         }
         if self.error:
             out["error"] = self.error
@@ -199,7 +188,7 @@ def study_report(store: Store, study: StudyRow) -> StudyReport:
         data_fingerprints=study.data_files or [], error=study.error, interaction=interaction,
         predictions=(analysis.score_predictions(predictions, table)
                      if predictions and table else None),
-        vault=store.vault(study.id))
+        vault=store.vault(study.id), rounds=[r.to_dict() for r in store.rounds(study.id)])
 
 
 def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:

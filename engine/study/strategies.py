@@ -312,6 +312,15 @@ def count(baseline: TrialConfig, spec: StudySpec) -> int:
     return get_strategy(spec.strategy).count(baseline, spec)
 
 
+def count_range(baseline: TrialConfig, spec: StudySpec) -> tuple[int, int]:
+    """Fewest and most trials: an adaptive study's first round alone, and every configuration at
+    `max_seeds` (a study that varies nothing has no rounds); (n, n) for a fixed study."""
+    fewest = count(baseline, spec)
+    if not spec.adaptive or spec.strategy == "single" or not spec.vary:
+        return fewest, fewest
+    return fewest, get_strategy(spec.strategy).n_configs(baseline, spec) * spec.most_seeds
+
+
 def counts_by_strategy(baseline: TrialConfig, spec: StudySpec) -> dict[str, int]:
     """Trials each strategy would cost with this vary table ("grid vs sensitivity, in numbers").
 

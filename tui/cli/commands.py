@@ -70,13 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                             samples=args.samples)
     plan = strategies.plan(preset.config, preset.study)
     with open_store(args.store) as store:
-        estimate = eta.estimate([t.config for t in plan.trials],
-                                actions.past_runs(store, on_ray=args.executor == "ray",
-                                                  preset=preset.name),
-                                workers=_workers(args))
-        _say(f"{preset.name}: {plan.strategy} study, {plan.n_trials} trials "
-             f"({plan.n_configs} configurations x {preset.study.seeds} seeds), "
-             f"ETA {estimate.human()}")
+        runs = actions.past_runs(store, on_ray=args.executor == "ray", preset=preset.name)
+        estimate = eta.estimate([t.config for t in plan.trials], runs, workers=_workers(args))
+        _say(f"{preset.name}: {plan.strategy} study, "
+             + _size_line(preset, plan, estimate, runs, _workers(args)))
         _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
                       device=args.device,
                       base_dir=preset.base_dir)
@@ -85,6 +82,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                                         ray_address=args.ray_address,
                                         warn=lambda m: _say(f"hp-tui: warning: {m}"))
         return _launch_and_follow(store, study_id, args)
+
+
+def _size_line(preset: Any, plan: Any, estimate: Any, runs: list[tuple[float, float]],
+               workers: int) -> str:
+    """"12 trials (6 configurations x 2 seeds), ETA 30 s"; for seeds = "auto" the range from
+    the first round alone to every configuration at max_seeds, and the ETA of both ends."""
+    from engine.study import eta, strategies
+
+    study = preset.study
+    if not study.adaptive:
+        return (f"{plan.n_trials} trials ({plan.n_configs} configurations x {study.seeds} "
+                f"seeds), ETA {estimate.human()}")
+    _, most = strategies.count_range(preset.config, study)
+    configs = [t.config for t in plan.trials if t.replicate == 0]
+    per_config = most // max(1, plan.n_configs)
+    longest = eta.estimate([c for c in configs for _ in range(per_config)], runs,
+                           workers=workers)
+    return (f"{plan.n_trials} to {most} trials ({plan.n_configs} configurations x "
+            f"{study.seeds} to {per_config} seeds, auto), ETA {estimate.human()} to "
+            f"{longest.human()}")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -298,8 +315,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
                                "description": info.description}
         if info.preset is not None:
             p = info.preset
-            row.update(strategy=p.study.strategy, seeds=p.study.seeds,
-                       trials=strategies.count(p.config, p.study))
+            fewest, most = strategies.count_range(p.config, p.study)
+            row.update(strategy=p.study.strategy, seeds=p.study.seeds, trials=fewest,
+                       adaptive=p.study.adaptive, trials_max=most)
         else:
             row["error"] = str(info.error)
         rows.append(row)

@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", "plan a study from a preset, train it, and print the results")
     run.add_argument("preset", metavar="PRESET", help="a preset file, or a shipped preset's name")
     run.add_argument("--strategy", choices=("single", "grid", "sensitivity", "random"))
-    run.add_argument("--seeds", type=int, metavar="N", help="seeds per configuration")
+    run.add_argument("--seeds", type=_seeds, metavar="N",
+                     help="seeds per configuration, or auto (add seeds in rounds to the "
+                          "configurations still undecided, up to study.max_seeds)")
     run.add_argument("--samples", type=int, metavar="K", help="configurations (random strategy)")
     run.add_argument("--name", help="a name to refer to the study by")
     run.add_argument("--device", default="auto",
@@ -207,3 +209,12 @@ def _open_app(store: str | None, executor: str, ray_address: str | None) -> int:
     return int(run_app(Path(store) if store else None, Placement(executor, ray_address)))
 
 
+def _seeds(text: str) -> int | str:
+    """--seeds N or --seeds auto (the preset's validation judges N)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seeds or auto, got {text!r}"
+                                         ) from None

@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Static
 
 from engine.presets import Preset
 from engine.store import Store, StoreError
-from engine.study import analysis, eta, report
+from engine.study import analysis, report
 from tui import services as actions
 from tui.format import fmt_pct, fmt_value
 from tui.screens.base import AppScreen
@@ -38,7 +38,7 @@ def cost_cells(p: Preset) -> tuple[str, str]:
         c = actions.cost(p)
     except ValueError as e:  # a plan the engine refuses: say why in the cell
         return "-", f"[red]{e}[/]"
-    return f"{c.strategy}, {c.trials} trials", f"~{eta.format_seconds(c.seconds)}"
+    return f"{c.strategy}, {c.trials_text()}", c.eta_text()
 
 
 def best_of(store: Store, name: str) -> str:

@@ -92,7 +92,7 @@ class PresetsScreen(PollingScreen):
                 study, desc = "[red]invalid[/]", f"[red]{first}[/]"
             else:
                 c = actions.cost(info.preset)
-                study = f"{c.strategy}, {c.trials} trials"
+                study = f"{c.strategy}, {c.trials_text()}"
                 desc = info.description
             name = f"* {info.name}" if i == self.marked else info.name  # * marks for compare
             table.add_row(name, info.source, study, desc, key=str(i))

@@ -21,11 +21,11 @@ from textual.worker import get_current_worker
 
 from engine.run import executors
 from engine.spec import TrialConfig, pid_alive
-from engine.store import Metric, StoreError, StudyRow, TrialRow
+from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
 from tui import services as actions
-from tui.format import fmt_num, fmt_value, styled_status
+from tui.format import fmt_num, fmt_value, markup_safe, styled_status
 from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
 from tui.screens.base import PaletteCommand
 from tui.screens.guard import leave_on_store_error
@@ -89,6 +89,7 @@ class RunScreen(PollingScreen):
         self.trials: dict[int, TrialRow] = {}
         self.metrics: dict[int, list[Metric]] = {}
         self.runner_alive = False
+        self.latest_round: RoundRow | None = None  # an adaptive study's round, and why
         self.log_scale = False
         self.selected: int | None = None
         self.columns: list[str] = []
@@ -168,6 +169,8 @@ class RunScreen(PollingScreen):
                 due = (study, alive) != (seen or (None, None, None))[1:] or (
                     time.monotonic() >= table_due)
                 trials = store.trials(self.study_id) if now != seen and due else None
+                rounds = (store.rounds(self.study_id)
+                          if trials is not None and study.spec.get("adaptive") else [])
             except StoreError as e:
                 # Say it once, keep trying: a store that is busy or being repaired comes back.
                 if not failing:
@@ -181,7 +184,7 @@ class RunScreen(PollingScreen):
             if delta.rows or delta.full:
                 self.post_message(MetricsPolled(delta.rows, delta.full))
             if trials is not None:
-                self.post_message(StudyPolled(study, trials, alive))
+                self.post_message(StudyPolled(study, trials, alive, rounds))
                 seen, wait, table_due = now, POLL_SECONDS, time.monotonic() + TABLE_SECONDS
             elif now == seen and not delta.rows:
                 wait = min(IDLE_POLL_SECONDS, wait * 1.5)
@@ -215,7 +218,9 @@ class RunScreen(PollingScreen):
 
     def on_study_polled(self, message: StudyPolled) -> None:
         self.study, self.runner_alive = message.study, message.runner_alive
+        self.latest_round = message.rounds[-1] if message.rounds else None
         table = self.query_one("#run-trials", DataTable)
+        grown = len(message.trials) > len(self.trials)
         for t in message.trials:
             if self.trials.get(t.id) == t:
                 continue
@@ -233,6 +238,9 @@ class RunScreen(PollingScreen):
             self.trials[t.id], self._cells[t.id] = t, cells
         if self.selected is None and message.trials:
             self.selected = message.trials[0].id
+        if grown:  # a round of an adaptive study added trials
+            total = sum(TrialConfig.from_dict(t.config).epochs for t in self.trials.values())
+            self.query_one("#run-progress", ProgressBar).update(total=max(total, 1))
         if len(self.metrics) > BAND_ABOVE:  # the band's best trial may have changed
             self._plots_dirty = True
             self._redraw_soon()
@@ -270,7 +278,9 @@ class RunScreen(PollingScreen):
         self.query_one("#run-status", Static).update(
             f"study {s.id} {s.preset_name or ''} ({s.strategy}): {styled_status(status)}, "
             f"{done}/{total} trials{extra}; {runner}" + (f" {place}" if place else "")
-            + (f"  [red]{s.error}[/]" if s.error else ""))
+            + (f"  [red]{s.error}[/]" if s.error else "")
+            + (f"; {markup_safe(self.latest_round.reason)} ({self.latest_round.seeds} seeds)"
+               if self.latest_round else ""))
         epochs = sum(t.epochs_done for t in self.trials.values())
         self.query_one("#run-progress", ProgressBar).update(progress=epochs)
 
