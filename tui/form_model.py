@@ -127,7 +127,7 @@ def initial_values(preset: Preset | None) -> tuple[dict[str, Any], dict[str, Any
         return defaults, {}
     sections = {**preset.config.to_dict(), "study": study_table(preset.study)}
     vary = sections["study"].pop("vary", {})
-    # A fixed study shows the defaults of the settings only seeds = "auto" reads.
-    auto_only = {f"study.{k}": defaults[f"study.{k}"] for k in _AUTO_ONLY}
-    return {**auto_only, **{f"{s}.{k}": v for s, kv in sections.items()
-                            for k, v in kv.items()}}, vary
+    # What the preset leaves out (a fixed study's auto-only settings, defaults it does not
+    # repeat) shows its default.
+    return {**defaults, **{f"{s}.{k}": v for s, kv in sections.items()
+                           for k, v in kv.items()}}, vary
