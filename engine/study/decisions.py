@@ -91,9 +91,9 @@ def decide(series: Sequence[Series], *, looks: Sequence[int], planned_looks: int
     level = alpha / (max(planned_looks, 1) * max(comparisons_in_study, 1))
     k = len(series)
     if not looks:
-        now = [pair_interval(a, b, series[a], series[b], level)
-               for a in range(k) for b in range(a + 1, k)]
-        return _described("undecided", [_bounds(p) for p in now], now, series, level,
+        current = [pair_interval(a, b, series[a], series[b], level)
+                   for a in range(k) for b in range(a + 1, k)]
+        return _described("undecided", [_bounds(p) for p in current], current, series, level,
                           negligible, None, None)
     bounds: dict[tuple[int, int], tuple[float, float]] = {}
     decided: tuple[str, int] | None = None
