@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -98,3 +99,38 @@ def test_first_round() -> None:
     r = first_round(3, 4)
     assert (r.number, r.seeds, r.configs) == (1, 4, [0, 1, 2])
     assert r.reason == "round 1: 3 configurations x 4 seeds to start"
+
+
+TIED = """\
+name = "tied"
+[study]
+strategy = "sensitivity"
+seeds = "auto"
+min_seeds = 4
+max_seeds = 8
+[study.vary]
+optimizer = ["adam", "rmsprop"]
+"""
+
+
+def test_a_row_that_matters_with_a_tied_best_gets_another_round(tmp_path: Path) -> None:
+    """sgd is clearly worse; adam and rmsprop cannot be told apart: the row matters, and the
+    next round extends it to try to name its best, saying so."""
+    from engine.presets import parse_preset
+    from engine.store import FinishRow, Store
+    from engine.study import study_next_round
+    from tui import services as actions
+
+    with Store(tmp_path / "s.db") as store:
+        sid = actions.create_study(store, parse_preset(TIED), device="cpu")
+        ends = []
+        for t in store.trials(sid):
+            optimizer = t.config["train"]["optimizer"]
+            acc = {"sgd": 0.6, "adam": 0.8, "rmsprop": 0.8}[optimizer] + 0.01 * t.replicate
+            tie_break = 0.001 * (t.replicate % 2) * (optimizer == "adam")
+            ends.append(FinishRow(t.id, "completed", None, None, 0.3, 0.3, acc + tie_break, 2))
+        store.finish_trials(ends)
+        found = study_next_round(store.study(sid), store.trials(sid))
+        assert found is not None and found.seeds == 8 and found.undecided == ["optimizer"]
+        assert found.reason == ("round 2: 3 configurations still to settle "
+                                "(optimizer: best tied)")

@@ -20,6 +20,7 @@ reads them off a study's stored trials.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,5 +146,13 @@ def study_next_round(study: StudyRow, trials: Sequence[TrialRow]) -> Round | Non
     baseline = TrialConfig.from_dict(study.baseline).flat()
     changed = [report.changes(TrialConfig.from_dict(c).flat(), baseline) for c in configs]
     decisions = {row.param: decision(row) for row in table.rows}
-    return next_round(study.strategy, changed, have, decisions, schedule(spec))
+    found = next_round(study.strategy, changed, have, decisions, schedule(spec))
+    tied = [row.param for row in table.rows if row.decision == "matters" and not row.settled]
+    if found is None or not tied:
+        return found
+    # a row that matters but whose best value is tied is not undecided: say what it waits for
+    shown = ", ".join(f"{p}: best tied" if p in tied else p for p in found.undecided)
+    return dataclasses.replace(
+        found, reason=f"round {found.number}: {_configurations(len(found.extend))} still to "
+                      f"settle ({shown})")
 
