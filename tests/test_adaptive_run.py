@@ -135,6 +135,26 @@ def test_killed_in_a_later_round_resumes_to_the_uninterrupted_result(tmp_path: P
         [(x["round"], x["seeds"], x["configs"], x["reason"]) for x in clean.json()["rounds"]]
 
 
+@pytest.mark.slow
+def test_killed_between_two_rounds_resumes_with_the_next_round(tmp_path: Path) -> None:
+    """Every trial of round 1 finished, the next round not yet recorded (the runner died in
+    between): `resume` goes on with that round rather than saying there is nothing to do."""
+    from engine.store import FinishRow
+
+    store_path = tmp_path / "s.db"
+    with Store(store_path) as store:
+        sid = actions.create_study(store, parse_preset(AUTO_TINY), device="cpu")
+        store.finish_trials([FinishRow(t.id, "completed", None, None, 0.3, 0.3,
+                                       0.6 + 0.01 * t.number, 2)
+                             for t in store.trials(sid)])
+    r = hp("resume", str(sid), "--json", "--workers", "1", store=store_path, timeout=300)
+    assert r.code == 0, r.err
+    assert "nothing to resume" not in r.err and "resuming with round 2" in r.err
+    data = r.json()
+    assert data["status"] == "completed" and len(data["trials"]) > 3
+    assert [x["round"] for x in data["rounds"]][:2] == [1, 2]
+
+
 def test_cost_gives_the_range_for_auto() -> None:
     cost = actions.cost(parse_preset(AUTO_TINY))
     assert (cost.trials, cost.trials_max) == (3, 12)

@@ -20,7 +20,7 @@ from engine.datasets import DataError
 from engine.presets import PresetError
 from engine.spec import ExitCode, TrialConfig, TrialStatus
 from engine.store import BadName, LeaseBusy, Store, StoreError, StudyRow, default_store_path
-from engine.study import report
+from engine.study import report, rounds
 from tui import render
 from tui import services as actions
 from tui.cli.errors import UserError
@@ -115,9 +115,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 "follow it with `hp-tui show` or stop that runner first", ExitCode.BUSY)
         trials = store.trials(study.id)
         todo = [t for t in trials if not TrialStatus(t.status).is_kept_on_resume()]
-        if not todo:
+        next_round = rounds.study_next_round(study, trials) if not todo else None
+        if not todo and next_round is None:
             _say(f"study {study.id}: every trial is finished; nothing to resume")
             return _print_result(store, study.id, args.json)
+        if next_round is not None:  # killed between two rounds of an adaptive study
+            _say(f"study {study.id}: every trial is finished; resuming with {next_round.reason}")
+            return _launch_and_follow(store, study.id, args)
         _check_placement(args.executor or study.executor,
                          args.ray_address or (study.ray_address if not args.executor else None),
                          args.device)
