@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -40,10 +41,16 @@ def hp(*args: str, store: Path, cwd: Path | None = None, timeout: float = 300,
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def _as_in_a_terminal() -> None:
+    # A suite started in the background (`cmd &` in a script) ignores SIGINT, and children
+    # inherit that; a user's `hp-tui` in a terminal gets Ctrl-C, so the tests restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_hp(*args: str, store: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=store.parent,
                             env=env_for(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_as_in_a_terminal)
 
 
 def wait_for(condition: Any, timeout: float = 60.0, every: float = 0.05) -> Any:
