@@ -20,7 +20,7 @@ from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine.run import executors
-from engine.spec import TrialConfig, pid_alive
+from engine.spec import FINISHED_TRIALS, TrialConfig, pid_alive
 from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
@@ -264,7 +264,7 @@ class RunScreen(PollingScreen):
         s = self.study
         if s is None:
             return
-        done = sum(s.counts.get(k, 0) for k in ("completed", "diverged", "failed"))
+        done = sum(s.counts.get(k, 0) for k in FINISHED_TRIALS)
         total = sum(s.counts.values())
         extra = "".join(f", [yellow]{s.counts['diverged']} diverged[/]" if k == "diverged"
                         else f", [red]{s.counts['failed']} failed[/]"
@@ -279,7 +279,8 @@ class RunScreen(PollingScreen):
             f"study {s.id} {s.preset_name or ''} ({s.strategy}): {styled_status(status)}, "
             f"{done}/{total} trials{extra}; {runner}" + (f" {place}" if place else "")
             + (f"  [red]{s.error}[/]" if s.error else "")
-            + (f"; {markup_safe(self.latest_round.reason)} ({self.latest_round.seeds} seeds)"
+            # an adaptive study's round on a line of its own: a narrow terminal would cut it
+            + (f"\n{markup_safe(self.latest_round.reason)} ({self.latest_round.seeds} seeds)"
                if self.latest_round else ""))
         epochs = sum(t.epochs_done for t in self.trials.values())
         self.query_one("#run-progress", ProgressBar).update(progress=epochs)
