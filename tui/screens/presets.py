@@ -74,7 +74,15 @@ class PresetsScreen(PollingScreen):
         presets = self.query_one("#presets", DataTable)
         self._name_col = presets.add_columns("name", "source", "study", "description")[0]
         studies = self.query_one("#studies", DataTable)
-        studies.add_columns("#", "preset", "strategy", "status", "trials", "created")
+        # Fixed widths for what has a known longest value ("sensitivity", "interrupted", a
+        # date): a table filled the moment its screen comes back could otherwise keep the
+        # header's width until DataTable next measures, showing "comple".
+        studies.add_column("#")
+        studies.add_column("preset")
+        for label, width in (("strategy", 11), ("status", 11)):
+            studies.add_column(label, width=width)
+        studies.add_column("trials")
+        studies.add_column("created", width=16)
         self.action_reload()
         presets.focus()
         self.poll_studies()
