@@ -9,7 +9,7 @@ import pytest
 
 from engine.spec import StudySpec, replicate_seed, seed_schedule
 from engine.study import decision, first_round, next_round
-from engine.study.rounds import members, schedule
+from engine.study.rounds import members
 
 
 def test_schedule_doubles_up_to_the_cap() -> None:
@@ -24,9 +24,9 @@ def test_schedule_doubles_up_to_the_cap() -> None:
 
 
 def test_fixed_study_schedule_is_its_seeds() -> None:
-    assert schedule(StudySpec(seeds=3)) == [3]
-    assert schedule(StudySpec(seeds=3, max_seeds=64)) == [3]  # ignored unless adaptive
-    assert schedule(StudySpec(seeds=4, adaptive=True, max_seeds=16)) == [4, 8, 16]
+    assert StudySpec(seeds=3).schedule == [3]
+    assert StudySpec(seeds=3, max_seeds=64).schedule == [3]  # ignored unless adaptive
+    assert StudySpec(seeds=4, adaptive=True, max_seeds=16).schedule == [4, 8, 16]
 
 
 def test_a_row_gets_more_seeds_until_it_is_settled() -> None:

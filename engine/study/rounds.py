@@ -41,11 +41,6 @@ def decision(row: Any) -> str:
     return str(row.decision) if row.settled else UNDECIDED
 
 
-def schedule(spec: StudySpec) -> list[int]:
-    """The study's schedule: [seeds] for a fixed study."""
-    return spec.schedule
-
-
 @dataclass(frozen=True)
 class Round:
     """One round of an adaptive study: the configurations (indices in plan order) it extends,
@@ -146,7 +141,7 @@ def study_next_round(study: StudyRow, trials: Sequence[TrialRow]) -> Round | Non
     baseline = TrialConfig.from_dict(study.baseline).flat()
     changed = [report.changes(TrialConfig.from_dict(c).flat(), baseline) for c in configs]
     decisions = {row.param: decision(row) for row in table.rows}
-    found = next_round(study.strategy, changed, have, decisions, schedule(spec))
+    found = next_round(study.strategy, changed, have, decisions, spec.schedule)
     tied = [row.param for row in table.rows if row.decision == "matters" and not row.settled]
     if found is None or not tied:
         return found

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import get_current_worker
 
 from engine.presets import PresetInfo, find_presets
+from engine.spec import FINISHED_TRIALS
 from engine.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions
@@ -32,7 +33,7 @@ def shown(store: Store, s: StudyRow) -> StudyRow:
 
 
 def study_progress(s: StudyRow) -> str:
-    done = sum(s.counts.get(k, 0) for k in ("completed", "diverged", "failed"))
+    done = sum(s.counts.get(k, 0) for k in FINISHED_TRIALS)
     extra = "".join(f", {s.counts[k]} {k}" for k in ("diverged", "failed") if s.counts.get(k))
     return f"{done}/{sum(s.counts.values())}{extra}"
 
