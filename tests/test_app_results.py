@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.widgets import DataTable, Input
 
 from engine.store.store import Store
@@ -76,6 +77,39 @@ def test_compare_highlights_differences(store: Store) -> None:
             shown = text_of(app, "#compare-table")
             assert "activation" in shown and "relu" in shown and "tanh" in shown
             assert "lr" not in shown.split("seed")[0]  # equal values are not listed
+
+    run(go())
+
+
+def test_results_load_once_and_again_after_a_covering_screen(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pushing the screen reads the study once (a second read refilled the table while it was
+    being drawn); coming back from another screen reads it again, showing what changed."""
+    from engine.study import report
+    from tui.screens.help import HelpScreen
+
+    study_id = seed_grid(store)
+    reads: list[int] = []
+    real = report.study_report
+    monkeypatch.setattr(report, "study_report", lambda s, st: reads.append(1) or real(s, st))
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_results(app, pilot, study_id)
+            # The first resume (sent when the screen is pushed) arriving after the load ended,
+            # as it does on a busy machine, must not read it again.
+            screen.post_message(events.ScreenResume())
+            await pilot.pause(0.2)
+            assert len(reads) == 1
+            trial = store.trials(study_id)[0]
+            store.record_vault(study_id, trial_id=trial.id, trial_number=1,
+                               config=trial.config, test_acc=0.5, test_loss=0.7, val_acc=0.5)
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press("escape")
+            await until(pilot, lambda: "test vault opened" in text_of(app, "#impact-text"))
+            assert len(reads) == 2
 
     run(go())
 

@@ -73,7 +73,7 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
             await pilot.press(*keys)
         if ready is not None:
             await until(pilot, lambda: ready(app), timeout=10)
-        await until(pilot, lambda: tables_measured(app), timeout=10)
+        await until(pilot, lambda: settled(app), timeout=10)
         app.screen_stack[0].sub_title = "store.db"  # the path differs per test run
         for widget in app.screen.query(Input):
             widget.cursor_blink = False
@@ -81,6 +81,13 @@ def steady(screen: Callable[[], Screen[Any]] | None = None,
         await pilot.pause()
 
     return before
+
+
+def settled(app: HpTuiApp) -> bool:
+    """No one-off worker is still loading (one finishing after `ready` would refill a table;
+    the pollers run for as long as their screen) and every table is measured."""
+    loading = any(w.is_running and not w.group.startswith("poll-") for w in app.workers)
+    return not loading and tables_measured(app)
 
 
 def tables_measured(app: HpTuiApp) -> bool:

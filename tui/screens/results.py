@@ -97,6 +97,7 @@ class ResultsScreen(AppScreen[None]):
         self.sort_column = 0
         self.sort_reverse = False
         self.marked: int | None = None  # trial number marked for comparing
+        self.covered = False  # another screen is on top of this one
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,9 +118,15 @@ class ResultsScreen(AppScreen[None]):
         self.query_one("#results-trials", DataTable).focus()
         self.load()
 
+    def on_screen_suspend(self) -> None:
+        self.covered = True
+
     def on_screen_resume(self) -> None:
-        if self.data is not None:
-            self.load()  # the vault may have been opened meanwhile
+        # Back from another screen (the vault may have been opened meanwhile); the first
+        # resume, when the screen is pushed, comes while on_mount's load is on its way.
+        if self.covered:
+            self.covered = False
+            self.load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load-results")
     def load(self) -> None:
