@@ -12,6 +12,7 @@ from engine.presets.library import resolve_preset_arg
 from engine.presets.parse import load_preset, parse_preset
 from engine.run.launcher import log_path
 from engine.store.store import Store
+from engine.study import eta
 from tests.app_helpers import (
     GRID,
     SIZE,
@@ -71,6 +72,47 @@ def test_the_eta_learns_from_the_same_presets_runs_first(store: Store) -> None:
     assert sorted(actions.past_runs(store, on_ray=False, preset="never-run")) == [
         (1.0, 2.0), (10.0, 1.0)]  # no history of its own: every local run
     assert actions.past_runs(store, on_ray=True, preset="tiny") == []
+
+
+ADAPTIVE = GRID.replace('name = "seeded-grid"', 'name = "auto-grid"').replace(
+    "seeds = 2", 'seeds = "auto"\nmin_seeds = 2\nmax_seeds = 8')
+
+
+def test_an_identical_study_that_ran_before_says_how_long_the_next_will_take(
+        store: Store) -> None:
+    """An adaptive study's size depends only on its preset and the trained numbers: the same
+    study here before grew to its trial count in its time (over all its runs), and so will
+    this one. Other presets, other seeds, unfinished studies and Ray runs say nothing."""
+    preset = parse_preset(ADAPTIVE)
+    assert actions.cost(preset, actions.calibration(store, on_ray=False)).seconds_likely is None
+    done = actions.create_study(store, preset)
+    for seconds in (3.0, 4.0):  # killed once and resumed: two runs of one study
+        store.record_run(done, trials=4, trial_steps=4, seconds=seconds, device="cpu",
+                         model_seconds=1.0)
+    store.record_run(done, trials=4, trial_steps=4, seconds=50.0, device="ray:cpu",
+                     model_seconds=1.0)
+    store.set_study_status(done, "completed")
+    reseeded = parse_preset(ADAPTIVE.replace("seeds = 2", "seeds = 2\nseed = 5"))
+    unfinished = actions.create_study(store, reseeded)
+    store.record_run(unfinished, trials=4, trial_steps=4, seconds=99.0, device="cpu",
+                     model_seconds=1.0)
+
+    known = actions.calibration(store, on_ray=False, preset="auto-grid")
+    cost = actions.cost(preset, known)
+    trials = len(store.trials(done))
+    assert (cost.trials_likely, cost.seconds_likely) == (trials, 7.0 + eta.STARTUP_S)
+    assert f"likely ~{eta.format_seconds(7.0 + eta.STARTUP_S)} ({trials} trials" in cost.line()
+    assert actions.cost(reseeded, known).seconds_likely is None  # never finished
+    on_ray = actions.calibration(store, on_ray=True)
+    assert actions.cost(preset, on_ray).seconds_likely == 50.0 + eta.STARTUP_S
+    # a fixed-seeds study: its ETA is the identical study's time
+    fixed = parse_preset(GRID)
+    ran = actions.create_study(store, fixed)
+    store.record_run(ran, trials=8, trial_steps=8, seconds=12.0, device="cpu",
+                     model_seconds=1.0)
+    store.set_study_status(ran, "completed")
+    assert actions.cost(fixed, actions.calibration(store, on_ray=False)).seconds == (
+        12.0 + eta.STARTUP_S)
 
 
 def test_form_eta_is_calibrated_by_the_stores_past_runs(store: Store) -> None:

@@ -135,6 +135,11 @@ def test_vault_confirms_evaluates_once_and_then_only_shows(store: Store) -> None
             await pilot.press("ctrl+o")
             await until(pilot, lambda: isinstance(app.screen, ConfirmVault))
             await pilot.press("y")
+            # while it runs (a process of its own: seconds), the screen says what it does
+            await until(pilot, lambda: "evaluating trial" in text_of(app, "#vault-result"))
+            first = text_of(app, "#vault-result")
+            assert "test split" in first and "saved weights" in first
+            await until(pilot, lambda: text_of(app, "#vault-result") != first)  # it ticks
             await until(pilot, lambda: screen.record is not None, timeout=120)
             record = store.vault(study_id)
             assert record is not None

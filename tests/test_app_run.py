@@ -3,11 +3,12 @@ reads (and stops reading while covered), the all-trials band, and studies on Ray
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, ProgressBar
 
 from engine.presets.library import resolve_preset_arg
 from engine.presets.parse import load_preset, parse_preset
@@ -62,6 +63,34 @@ def test_launch_tiny_from_the_form_trains_and_shows_live(store: Store) -> None:
             results = app.screen
             await until(pilot, lambda: results.data is not None)
             assert results.query_one("#results-trials", DataTable).row_count == 4
+
+    run(go())
+
+
+def test_the_run_screen_says_how_long_it_has_trained_and_has_left(store: Store) -> None:
+    """While the runner trains: the elapsed time and what is left, counting down; once it has
+    ended, how long it trained. A study that ended before it was opened shows no clock."""
+    study_id = tiny_study(store, epochs=300)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            pid = actions.launch(store, study_id, device="cpu")
+            app.push_screen(RunScreen(study_id, pid=pid))
+            screen = app.screen
+            await until(pilot, lambda: bool(screen.query("#run-eta"))
+                        and "left" in text_of(app, "#run-eta")
+                        and screen.query_one("#run-progress", ProgressBar).progress > 0)
+            shown = text_of(app, "#run-eta").strip()
+            assert re.fullmatch(r"elapsed \d+:\d\d · ~\d+:\d\d left", shown), shown
+            await until(pilot, lambda: "trained for" in text_of(app, "#run-eta"), timeout=90)
+            assert store.study(study_id).status == "completed"
+            await pilot.press("escape")
+            app.push_screen(RunScreen(study_id))
+            again = app.screen
+            await until(pilot, lambda: again.study is not None)
+            await pilot.pause(0.3)
+            assert text_of(app, "#run-eta").strip() == ""
 
     run(go())
 

@@ -74,9 +74,11 @@ def test_run_tiny_json_has_the_contracted_shape(store: Path) -> None:
 
 @pytest.mark.slow
 def test_same_study_twice_gives_the_same_numbers(store: Path) -> None:
-    a = hp("run", TINY, "--json", store=store).json()
-    b = hp("run", TINY, "--json", store=store).json()
+    first, second = (hp("run", TINY, "--json", store=store) for _ in range(2))
+    a, b = first.json(), second.json()
     assert b["study"] == a["study"] + 1
+    # the second run's ETA is the first one's measured time
+    assert "default calibration" in first.err and "as the same study here before" in second.err
     assert [t["val_acc"] for t in a["trials"]] == [t["val_acc"] for t in b["trials"]]
     assert [t["train_loss"] for t in a["trials"]] == [t["train_loss"] for t in b["trials"]]
 

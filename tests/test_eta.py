@@ -42,3 +42,24 @@ def test_human_readable_durations() -> None:
     assert eta.format_seconds(600) == "10 min"
     assert eta.format_seconds(7200) == "2.0 h"
     assert eta.estimate([]).seconds == 0.0
+
+
+def test_live_eta_starts_from_the_prior_and_ends_on_the_measured_rate() -> None:
+    live = eta.LiveEta(prior=100.0)
+    assert live.left(0.0, 0, 1000) == 100.0  # nothing measured: the estimate made before
+    assert live.left(10.0, 0, 1000) == 90.0  # counting down while the runner starts
+    assert live.left(20.0, 100, 1000) == 80.0  # the first progress seen: still no rate
+    # 100 trial-epochs per 10 s since then: 800 left = 80 s by the rate; prior says 70 s
+    left = live.left(30.0, 200, 1000)
+    assert left is not None and 70.0 < left < 80.0
+    assert live.left(100.0, 900, 1000) == pytest.approx(10.0, abs=1.5)  # the rate dominates
+    assert live.left(110.0, 1000, 1000) == 0.0
+
+
+def test_live_eta_with_a_wrong_prior_converges_to_the_rate() -> None:
+    live = eta.LiveEta(prior=5.0)  # an uncalibrated guess, 10x too short
+    live.left(0.0, 10, 1000)
+    late = live.left(40.0, 810, 1000)  # 20 trial-epochs a second: 9.5 s to go
+    assert late is not None and abs(late - 9.5) < 3.5
+    assert eta.LiveEta(prior=None).left(1.0, 0, 10) is None  # nothing to say yet
+    assert eta.format_clock(7) == "0:07" and eta.format_clock(3723) == "1:02:03"

@@ -31,6 +31,7 @@ class StudyPolled(Message):
     trials: list[TrialRow]
     runner_alive: bool
     rounds: list[RoundRow] = field(default_factory=list)  # an adaptive study's, in order
+    runner_started: float | None = None  # when the runner took the study (epoch seconds)
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StudyPolled)
@@ -54,6 +55,8 @@ class StudyOpened(Message):
 
     study: StudyRow
     trials: list[TrialRow]
+    seconds_left: float | None = None  # the CLI's estimate for the unfinished trials
+    same_took: float | None = None  # how long an identical study took here
 
 
 @dataclass

@@ -5,6 +5,7 @@ its runner. Torch-free: training happens in the detached runner process.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 from engine.datasets import check_datasets, study_fingerprints
 from engine.presets import Preset
 from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
-from engine.spec import TrialConfig, TrialStatus
+from engine.spec import FINISHED_TRIALS, TrialConfig, TrialStatus
 from engine.store import Store
 from engine.study import eta, strategies
 
@@ -31,6 +32,9 @@ class Cost:
     # seeds = "auto": the most trials (every configuration at max_seeds) and their ETA
     trials_max: int | None = None
     seconds_max: float | None = None
+    # an identical study that ran here before: the trials it grew to and the time it took
+    trials_likely: int | None = None
+    seconds_likely: float | None = None
 
     def trials_text(self) -> str:
         """"12 trials", or "12-192 trials" for an adaptive study."""
@@ -42,7 +46,11 @@ class Cost:
         text = f"~{eta.format_seconds(self.seconds)}"
         if self.seconds_max is None or self.trials_max == self.trials:
             return text
-        return f"{text} to ~{eta.format_seconds(self.seconds_max)}"
+        text = f"{text} to ~{eta.format_seconds(self.seconds_max)}"
+        if self.seconds_likely is not None:
+            text += (f", likely ~{eta.format_seconds(self.seconds_likely)} "
+                     f"({self.trials_likely} trials, as the same study here before)")
+        return text
 
     def line(self) -> str:
         others = ", ".join(f"{k} {v}" for k, v in self.others.items()
@@ -90,11 +98,70 @@ def past_runs(store: Store, *, on_ray: bool,
     return [(r["seconds"], r["model_seconds"]) for r in runs[:5]]
 
 
-def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
-    """The study's size and ETA; `runs` (`past_runs`) calibrate the ETA to this machine."""
+@dataclass(frozen=True)
+class Calibration:
+    """What the store says about this machine's speed, for the ETA: (measured, modelled)
+    seconds of recent runs (`past_runs`), and the trials and training seconds of each finished
+    study by what it ran (`study_key`)."""
+
+    runs: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    finished: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+
+    def same_study(self, preset: Preset) -> tuple[int, float] | None:
+        """(trials, seconds with start-up) of an identical study that ran here: its trials and
+        seeds depend only on the preset and the trained numbers, so it will grow the same way
+        and take about as long."""
+        found = self.finished.get(study_key(preset.config.to_dict(), preset.study.to_dict()))
+        return None if found is None else (found[0], found[1] + eta.STARTUP_S)
+
+
+def study_key(baseline: dict[str, Any], spec: dict[str, Any]) -> str:
+    """What a study runs, as one comparable string (a stored study's baseline and spec, or a
+    preset's)."""
+    return json.dumps([baseline, spec], sort_keys=True)
+
+
+def calibration(store: Store, *, on_ray: bool, preset: str | None = None) -> Calibration:
+    """`past_runs`, and the studies of those runs that finished: on this placement, newest
+    first, the training seconds of all the runs that trained each."""
+    seconds: dict[int, float] = {}
+    for r in store.runs(limit=200):
+        if r["device"].startswith("ray:") == on_ray:
+            seconds[r["study_id"]] = seconds.get(r["study_id"], 0.0) + r["seconds"]
+    finished: dict[str, tuple[int, float]] = {}
+    for s in store.studies():  # oldest first: the newest identical study is the one kept
+        if s.id in seconds and s.status == "completed":
+            finished[study_key(s.baseline, s.spec)] = (sum(s.counts.values()), seconds[s.id])
+    return Calibration(past_runs(store, on_ray=on_ray, preset=preset), finished)
+
+
+def time_left(store: Store, study: Any, trials: Iterable[Any]) -> tuple[float | None,
+                                                                      float | None]:
+    """When watching a study begins: (seconds its unfinished trials should take here, the
+    CLI's estimate for them; seconds an identical study took here, start-up included)."""
+    known = calibration(store, on_ray=study.executor == "ray", preset=study.preset_name)
+    found = known.finished.get(study_key(study.baseline, study.spec))
+    same = None if found is None or study.status == "completed" else found[1] + eta.STARTUP_S
+    trials = list(trials)
+    todo = [TrialConfig.from_dict(t.config) for t in trials if t.status not in FINISHED_TRIALS]
+    if not todo:
+        return None, same
+    started = any(t.epochs_done for t in trials)
+    if same is not None and not started and not study.spec.get("adaptive"):
+        return same, same
+    seconds = eta.estimate(todo, known.runs or None, workers=workers()).seconds
+    return (seconds - eta.STARTUP_S if started else seconds), same
+
+
+def cost(preset: Preset, runs: list[tuple[float, float]] | Calibration | None = None) -> Cost:
+    """The study's size and ETA; `runs` (`past_runs`, or a `Calibration` with them) calibrate
+    the ETA to this machine, and an identical past study says how long it will likely take."""
+    known = runs if isinstance(runs, Calibration) else Calibration(list(runs or []))
+    runs = known.runs
     plan = strategies.plan(preset.config, preset.study)
     seconds = eta.estimate([t.config for t in plan.trials], runs or None,
                            workers=workers()).seconds
+    same = known.same_study(preset)
     most, most_seconds = None, None
     if preset.study.adaptive:
         _, most = strategies.count_range(preset.config, preset.study)
@@ -102,9 +169,12 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
         configs = [t.config for t in plan.trials if t.replicate == 0]
         most_seconds = eta.estimate([c for c in configs for _ in range(per_config)],
                                     runs or None, workers=workers()).seconds
+    elif same is not None:
+        seconds = same[1]
     return Cost(plan.strategy, plan.n_trials, seconds,
                 strategies.counts_by_strategy(preset.config, preset.study),
-                bool(preset.study.vary), most, most_seconds)
+                bool(preset.study.vary), most, most_seconds,
+                *(same if same is not None and preset.study.adaptive else (None, None)))
 
 
 def create_study(store: Store, preset: Preset, *, name: str | None = None,

@@ -82,3 +82,45 @@ def format_seconds(s: float) -> str:
     if s < 3600:
         return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h"
+
+
+def format_clock(s: float) -> str:
+    """Elapsed time as a clock: 0:07, 12:34, 1:02:03."""
+    whole = max(0, int(s))
+    hours, rest = divmod(whole, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class LiveEta:
+    """Seconds left while a study trains, refined as it goes.
+
+    Before any progress is seen it is the estimate made when watching began (`prior`, seconds
+    left then), less the time since. Once trial-epochs are done, the measured rate since the
+    first progress seen predicts the rest; the two are blended, the rate weighing
+    sqrt(share of the work measured): it is the better guess soon after it starts, and the
+    only one at the end. Times are the caller's clock (seconds since watching began)."""
+
+    def __init__(self, prior: float | None) -> None:
+        self.prior = prior
+        self._first: tuple[float, int] | None = None  # (time, trial-epochs done) first seen
+
+    def left(self, now: float, done: int, total: int) -> float | None:
+        if total <= 0:
+            return None
+        if done >= total:
+            return 0.0
+        prior_left = None if self.prior is None else max(0.0, self.prior - now)
+        # the rate counts from the first progress seen: start-up and compiling are not training
+        if done > 0 and (self._first is None or done < self._first[1]):
+            self._first = (now, done)
+        if self._first is None:
+            return prior_left
+        t0, d0 = self._first
+        if done == d0 or now <= t0:
+            return prior_left
+        rate_left = (total - done) * (now - t0) / (done - d0)
+        if prior_left is None:
+            return rate_left
+        trust = math.sqrt((done - d0) / (total - d0))
+        return (1 - trust) * prior_left + trust * rate_left

@@ -70,10 +70,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                             samples=args.samples)
     plan = strategies.plan(preset.config, preset.study)
     with open_store(args.store) as store:
-        runs = actions.past_runs(store, on_ray=args.executor == "ray", preset=preset.name)
+        known = actions.calibration(store, on_ray=args.executor == "ray", preset=preset.name)
+        runs, same = known.runs, known.same_study(preset)
         estimate = eta.estimate([t.config for t in plan.trials], runs, workers=_workers(args))
-        _say(f"{preset.name}: {plan.strategy} study, "
-             + _size_line(preset, plan, estimate, runs, _workers(args)))
+        if same is not None and not preset.study.adaptive:
+            estimate = eta.Estimate(same[1], "as the same study here before")
+        line = _size_line(preset, plan, estimate, runs, _workers(args))
+        if same is not None and preset.study.adaptive:
+            line += (f"; likely ~{eta.format_seconds(same[1])} ({same[0]} trials, as the "
+                     "same study here before)")
+        _say(f"{preset.name}: {plan.strategy} study, {line}")
         _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
                       device=args.device,
                       base_dir=preset.base_dir)

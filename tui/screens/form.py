@@ -47,7 +47,7 @@ class FormScreen(AppScreen[None]):
         self.preset: Preset | None = preset
         self.problems: list[str] = []
         self.predictions: Predictions = {}
-        self.calibration: list[tuple[float, float]] = []  # past runs in the store (the ETA)
+        self.calibration = actions.Calibration()  # past runs in the store (the ETA)
 
     def compose(self) -> ComposeResult:
         src = self.source
@@ -85,14 +85,14 @@ class FormScreen(AppScreen[None]):
         store = self.app.store
         on_ray = self.app.placement.executor == "ray"
         try:
-            runs = actions.past_runs(store, on_ray=on_ray,
-                                     preset=self.source.name if self.source else None)
+            known = actions.calibration(store, on_ray=on_ray,
+                                        preset=self.source.name if self.source else None)
         except StoreError:
             return  # the default calibration stays
-        self.app.call_from_thread(self._calibrated, runs)
+        self.app.call_from_thread(self._calibrated, known)
 
-    def _calibrated(self, runs: list[tuple[float, float]]) -> None:
-        self.calibration = runs
+    def _calibrated(self, known: actions.Calibration) -> None:
+        self.calibration = known
         if self.preset is not None:
             self._show_cost()
 

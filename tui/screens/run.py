@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
@@ -30,6 +31,7 @@ from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
 from tui.screens.base import PaletteCommand
 from tui.screens.guard import leave_on_store_error
 from tui.screens.polling import PollingScreen, nap
+from tui.widgets.eta_line import EtaLine
 from tui.widgets.loss_plot import LossPlot, curve
 
 POLL_SECONDS = 0.3  # new epochs are read this often while the study moves
@@ -37,6 +39,14 @@ TABLE_SECONDS = 1.0  # the trials (table, statuses) at most this often: what a p
 IDLE_POLL_SECONDS = 2.0  # the longest wait between polls once nothing has changed for a while
 REDRAW_SECONDS = 1.0  # the plots are redrawn at most this often
 BAND_ABOVE = 8  # more trials than this: the all-trials plot draws a band, not a line each
+
+
+def started_at(lease: dict[str, Any] | None) -> float | None:
+    """When a runner took its lease, in epoch seconds (the lease keeps an ISO time)."""
+    try:
+        return datetime.fromisoformat(lease["started"]).timestamp() if lease else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def cell_width(value: Any) -> int:
@@ -89,6 +99,7 @@ class RunScreen(PollingScreen):
         self.trials: dict[int, TrialRow] = {}
         self.metrics: dict[int, list[Metric]] = {}
         self.runner_alive = False
+        self.runner_started: float | None = None  # the lease's start (epoch seconds)
         self.latest_round: RoundRow | None = None  # an adaptive study's round, and why
         self.log_scale = False
         self.selected: int | None = None
@@ -103,7 +114,9 @@ class RunScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="run-status")
-        yield ProgressBar(id="run-progress", show_eta=True)
+        with Horizontal(id="run-progress-line"):
+            yield ProgressBar(id="run-progress", show_eta=False)
+            yield EtaLine(id="run-eta")
         with Horizontal(id="plots"):
             yield LossPlot(id="plot-selected")
             yield LossPlot(id="plot-all")
@@ -131,6 +144,9 @@ class RunScreen(PollingScreen):
             table.add_column(label, key=key)
         total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
         self.query_one("#run-progress", ProgressBar).update(total=max(total, 1), progress=0)
+        self.query_one("#run-eta", EtaLine).estimated(
+            message.seconds_left, adaptive=bool(study.spec.get("adaptive")),
+            same_took=message.same_took)
 
     # -- polling ----------------------------------------------------------------------------------
 
@@ -146,8 +162,9 @@ class RunScreen(PollingScreen):
         worker = get_current_worker()
         store = self.app.store
         try:  # the columns first (what varies), then the polls fill them
-            self.post_message(StudyOpened(store.study(self.study_id),
-                                          store.trials(self.study_id)))
+            opened, listed = store.study(self.study_id), store.trials(self.study_id)
+            self.post_message(StudyOpened(opened, listed,
+                                          *actions.time_left(store, opened, listed)))
         except StoreError as e:
             self.app.call_from_thread(leave_on_store_error, self, e,
                                       f"cannot open study {self.study_id}")
@@ -162,8 +179,10 @@ class RunScreen(PollingScreen):
             try:
                 delta = store.metrics_since(self.study_id, cursor)
                 study = store.study(self.study_id)
-                alive = actions.runner_pid(store, self.study_id) is not None or (
-                    self.own_pid is not None and pid_alive(self.own_pid))
+                lease = store.lease(self.study_id)
+                held = lease is not None and bool(lease.get("alive"))
+                alive = held or (self.own_pid is not None and pid_alive(self.own_pid))
+                started = started_at(lease) if held else None
                 now = (delta.cursor, study, alive)
                 # a change of status or of the runner shows at once; epochs once a second
                 due = (study, alive) != (seen or (None, None, None))[1:] or (
@@ -184,7 +203,7 @@ class RunScreen(PollingScreen):
             if delta.rows or delta.full:
                 self.post_message(MetricsPolled(delta.rows, delta.full))
             if trials is not None:
-                self.post_message(StudyPolled(study, trials, alive, rounds))
+                self.post_message(StudyPolled(study, trials, alive, rounds, started))
                 seen, wait, table_due = now, POLL_SECONDS, time.monotonic() + TABLE_SECONDS
             elif now == seen and not delta.rows:
                 wait = min(IDLE_POLL_SECONDS, wait * 1.5)
@@ -218,6 +237,7 @@ class RunScreen(PollingScreen):
 
     def on_study_polled(self, message: StudyPolled) -> None:
         self.study, self.runner_alive = message.study, message.runner_alive
+        self.runner_started = message.runner_started
         self.latest_round = message.rounds[-1] if message.rounds else None
         table = self.query_one("#run-trials", DataTable)
         grown = len(message.trials) > len(self.trials)
@@ -283,7 +303,10 @@ class RunScreen(PollingScreen):
             + (f"\n{markup_safe(self.latest_round.reason)} ({self.latest_round.seeds} seeds)"
                if self.latest_round else ""))
         epochs = sum(t.epochs_done for t in self.trials.values())
-        self.query_one("#run-progress", ProgressBar).update(progress=epochs)
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(progress=epochs)
+        self.query_one("#run-eta", EtaLine).follow(
+            epochs, int(bar.total or 0), alive=self.runner_alive, started=self.runner_started)
 
     # -- plots ----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from engine.run import vault
+from engine.spec import TrialConfig
 from engine.store import StoreError, StudyRow, TrialRow
-from engine.study import analysis, report
+from engine.study import analysis, eta, report
 from tui.format import fmt_pct
 from tui.messages import VaultDone, VaultOpened, VaultTrialRead
 from tui.screens.base import AppScreen
@@ -40,6 +43,8 @@ WHY_THE_GAP = (
     "and again, and choosing by it, would turn it into a second validation split."
 )
 ROOT = Path(__file__).resolve().parents[2]
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+SPIN_SECONDS = 0.25  # the spinner's step while the evaluation runs
 
 
 def run_vault(store_path: Path, study_id: int, trial: int) -> tuple[dict[str, Any] | None, str]:
@@ -76,6 +81,8 @@ class VaultScreen(AppScreen[None]):
         self.study_id = study_id
         self.record: dict[str, Any] | None = None
         self.busy = False
+        self.evaluating: tuple[int, int | None, float] | None = None  # trial, test rows, since
+        self._ticker: Timer | None = None
         self.study: StudyRow | None = None
         self.blocked: str | None = None  # why the study cannot be evaluated now (it trains)
         self.refused: str | None = None  # why the chosen trial cannot (its data changed)
@@ -208,7 +215,7 @@ class VaultScreen(AppScreen[None]):
                 f"[b]{fmt_pct(test)}[/b]\n  {gap}\n\n{WHY_THE_GAP}\n\n[dim]The vault is used: "
                 "it cannot evaluate again for this study.[/]")
         elif self.busy:
-            result.update("evaluating on the test split...")
+            result.update(self._progress_text())
         else:
             result.update("")
         self._show_choice()
@@ -245,6 +252,9 @@ class VaultScreen(AppScreen[None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.busy = True
+                rows = TrialConfig.from_dict(t.config).data.test_size
+                self.evaluating = (number, rows, time.monotonic())
+                self._ticker = self.set_interval(SPIN_SECONDS, self._show)
                 self._show()
                 self.evaluate(number)
 
@@ -257,8 +267,23 @@ class VaultScreen(AppScreen[None]):
         record, message = run_vault(store_path, self.study_id, number)
         self.post_message(VaultDone(record, message or None))
 
+    def _progress_text(self) -> str:
+        """What the evaluation is doing, with a spinner and the time it has taken."""
+        if self.evaluating is None:
+            return ""
+        number, rows, since = self.evaluating
+        elapsed = time.monotonic() - since
+        frame = SPINNER[int(elapsed / SPIN_SECONDS) % len(SPINNER)]
+        return (f"{frame} [b]evaluating trial {number} on the test split[/b] "
+                f"({rows} rows)  {eta.format_clock(elapsed)}\n\n[dim]A process of its own loads "
+                "torch and the trial's saved weights, scores every test row once and records "
+                "the result; this study's vault is then used.[/]")
+
     def on_vault_done(self, message: VaultDone) -> None:
-        self.busy = False
+        self.busy, self.evaluating = False, None
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
         if message.record is not None:
             self.record = message.record
         if message.error and message.record is None:

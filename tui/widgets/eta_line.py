@@ -1,0 +1,76 @@
+"""The Run screen's clock: how long the runner has trained, and how long it has left."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from textual.timer import Timer
+from textual.widgets import Static
+
+from engine.study import eta
+
+TICK_SECONDS = 1.0  # the clock's resolution; it ticks only while a runner trains
+
+
+class EtaLine(Static):
+    """`elapsed 0:12 · ~0:21 left`, refined live (`LiveEta`) from the trial-epochs done.
+
+    `estimated` gives the estimate made when watching began (the CLI's, for what was left);
+    `follow` each poll's progress and the runner's start (its lease, in epoch seconds). An
+    adaptive study's rounds grow the work as they come: its line says what is left of the
+    trials planned so far, and how long the same study took here before when it ran."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self._opened = time.monotonic()
+        self._live = eta.LiveEta(None)
+        self._adaptive = False
+        self._same_took: float | None = None
+        self._progress = (0, 0)
+        self._started: float | None = None
+        self._ended_after: float | None = None
+        self._timer: Timer | None = None
+        self._shown_text = ""
+
+    def estimated(self, prior: float | None, *, adaptive: bool,
+                  same_took: float | None) -> None:
+        self._live = eta.LiveEta(prior)
+        self._adaptive, self._same_took = adaptive, same_took
+
+    def follow(self, done: int, total: int, *, alive: bool, started: float | None) -> None:
+        was_alive = self._started is not None
+        self._progress = (done, total)
+        if alive and started is not None:
+            self._started, self._ended_after = started, None
+        elif was_alive and self._started is not None:
+            self._ended_after, self._started = time.time() - self._started, None
+        self._live.left(time.monotonic() - self._opened, done, total)  # a rate sample
+        if self._started is not None and self._timer is None:
+            self._timer = self.set_interval(TICK_SECONDS, self._tick)
+        elif self._started is None and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._tick()
+
+    def text(self) -> str:
+        if self._ended_after is not None:
+            return f"trained for {eta.format_clock(self._ended_after)}"
+        if self._started is None:
+            return ""
+        done, total = self._progress
+        left = self._live.left(time.monotonic() - self._opened, done, total)
+        line = f"elapsed {eta.format_clock(time.time() - self._started)}"
+        if left is not None:
+            line += f" · ~{eta.format_clock(math.ceil(left))} left"  # 0:00 only when done
+            if self._adaptive:
+                line += " of this round"
+        if self._adaptive and self._same_took is not None:
+            line += f" (the same study took {eta.format_clock(self._same_took)} here)"
+        return line
+
+    def _tick(self) -> None:
+        text = self.text()
+        if text != self._shown_text:
+            self._shown_text = text
+            self.update(text)
