@@ -315,3 +315,15 @@ def test_failed_trials_make_the_run_fail_with_their_error(store: Path, tmp_path:
     assert r.code == 1, r.err
     assert "1 trial(s) failed" in r.err and "too few" in r.err and "Traceback" not in r.err
     assert r.json()["trials"][0]["status"] == "failed"
+
+
+def test_store_given_before_the_command_is_the_one_used(store: Path, tmp_path: Path) -> None:
+    """`hp-tui --store X run P` and `hp-tui run P --store X` both train into X (the command's
+    own default once won silently: the study landed in $HP_TUI_STORE)."""
+    other = tmp_path / "other.db"
+    r = hp("--store", str(other), "run", TINY, "--json", store=store)
+    assert r.code == 0, r.err
+    assert hp("--store", str(other), "studies", "--json", store=store).json()[0]["study"] == 1
+    assert hp("studies", "--json", store=store).json() == []  # $HP_TUI_STORE: untouched
+    assert hp("--store", str(store), "studies", "--json", "--store", str(other),
+              store=store).json()[0]["study"] == 1  # the command's own option wins

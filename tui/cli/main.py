@@ -57,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="store file (default: $HP_TUI_STORE or ./.hp-tui/store.db)")
 
     def executor_opts(p: argparse.ArgumentParser, resuming: bool = False) -> None:
-        p.add_argument("--executor", choices=("local", "ray"),
-                       default=None if resuming else "local",
+        p.add_argument("--executor", choices=("local", "ray"), default=None,
                        help="the study's executor, to change it" if resuming else
                        "where populations train: this machine (local, the default) or a Ray "
                        "cluster (ray; pip install 'hp-tui[ray]')")
@@ -134,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _apply_global_options(args: argparse.Namespace) -> None:
+    """`hp-tui --store X run P` means the same as `hp-tui run P --store X`: without this, the
+    command's own defaults would silently win over what was given before it (argparse keeps
+    the subcommand's value), and the study would land in another store."""
+    if getattr(args, "store", "unset") is None:
+        args.store = args.app_store
+    if getattr(args, "executor", "unset") is None and args.command == "run":
+        args.executor = args.app_executor
+    elif getattr(args, "executor", "unset") is None and args.app_executor != "local":
+        args.executor = args.app_executor  # resume: only when asked to change it
+    if getattr(args, "ray_address", "unset") is None:
+        args.ray_address = args.app_ray_address
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -146,6 +159,7 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _apply_global_options(args)
     if args.command is None:
         return _open_app(args.app_store, args.app_executor, args.app_ray_address)
     if args.command == "run":

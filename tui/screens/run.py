@@ -95,6 +95,7 @@ class RunScreen(PollingScreen):
         # A runner we just started takes a moment to take the study's lease: until it has one,
         # its process being alive is what says it runs.
         self.own_pid = pid
+        self.opened = time.time()
         self.study: StudyRow | None = None
         self.trials: dict[int, TrialRow] = {}
         self.metrics: dict[int, list[Metric]] = {}
@@ -182,7 +183,8 @@ class RunScreen(PollingScreen):
                 lease = store.lease(self.study_id)
                 held = lease is not None and bool(lease.get("alive"))
                 alive = held or (self.own_pid is not None and pid_alive(self.own_pid))
-                started = started_at(lease) if held else None
+                # our own runner is starting (no lease yet): its clock starts with the screen
+                started = started_at(lease) if held else (self.opened if alive else None)
                 now = (delta.cursor, study, alive)
                 # a change of status or of the runner shows at once; epochs once a second
                 due = (study, alive) != (seen or (None, None, None))[1:] or (

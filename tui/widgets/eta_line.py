@@ -19,7 +19,7 @@ class EtaLine(Static):
     `estimated` gives the estimate made when watching began (the CLI's, for what was left);
     `follow` each poll's progress and the runner's start (its lease, in epoch seconds). An
     adaptive study's rounds grow the work as they come: its line says what is left of the
-    trials planned so far, and how long the same study took here before when it ran."""
+    round, or, when the same study ran here before, of the study as it went then."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
@@ -59,15 +59,18 @@ class EtaLine(Static):
         if self._started is None:
             return ""
         done, total = self._progress
+        elapsed = time.time() - self._started
         left = self._live.left(time.monotonic() - self._opened, done, total)
-        line = f"elapsed {eta.format_clock(time.time() - self._started)}"
-        if left is not None:
-            line += f" · ~{eta.format_clock(math.ceil(left))} left"  # 0:00 only when done
-            if self._adaptive:
-                line += " of this round"
+        line = f"elapsed {eta.format_clock(elapsed)}"
+        if left is None:
+            return line
+        where = ""
         if self._adaptive and self._same_took is not None:
-            line += f" (the same study took {eta.format_clock(self._same_took)} here)"
-        return line
+            # the rounds to come are not planned yet; the same study grew through them before
+            left, where = max(left, self._same_took - elapsed), ", as last time"
+        elif self._adaptive:
+            where = " in this round"
+        return f"{line} · ~{eta.format_clock(math.ceil(left))} left{where}"  # 0:00: done
 
     def _tick(self) -> None:
         text = self.text()
