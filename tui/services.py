@@ -16,7 +16,7 @@ from engine.presets import Preset
 from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
 from engine.spec import TrialConfig, TrialStatus
 from engine.store import Store
-from engine.study import eta, strategies
+from engine.study import eta, samplers, strategies
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Cost:
     # seeds = "auto": the most trials (every configuration at max_seeds) and their ETA
     trials_max: int | None = None
     seconds_max: float | None = None
+    # a batched (tpe) study: how many batches train one after another, and of how many
+    batches: int | None = None
+    batch: int | None = None
 
     def trials_text(self) -> str:
         """"12 trials", or "12-192 trials" for an adaptive study."""
@@ -50,11 +53,14 @@ class Cost:
         text = f"{self.strategy}: {self.trials_text()}, ETA {self.eta_text()}"
         if self.trials_max is not None:
             text += " (seeds auto)"
+        if self.batches is not None:
+            text += f" (in {self.batches} sequential batches of {self.batch})"
         return text + (f"  (other strategies: {others})" if others else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
-                "trials_max": self.trials_max, "seconds_max": self.seconds_max}
+                "trials_max": self.trials_max, "seconds_max": self.seconds_max,
+                "batches": self.batches, "batch": self.batch}
 
 
 def workers() -> int:
@@ -93,6 +99,13 @@ def past_runs(store: Store, *, on_ray: bool,
 def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
     """The study's size and ETA; `runs` (`past_runs`) calibrate the ETA to this machine."""
     plan = strategies.plan(preset.config, preset.study)
+    study = preset.study
+    if study.batched:  # the plan is the first batch; the rest come one after another
+        seconds = eta.estimate_batches([t.config for t in plan.trials], study.batches,
+                                       runs or None, workers=workers()).seconds
+        return Cost(plan.strategy, strategies.count(preset.config, study), seconds,
+                    strategies.counts_by_strategy(preset.config, study), bool(study.vary),
+                    batches=study.batches, batch=min(study.batch, study.samples))
     seconds = eta.estimate([t.config for t in plan.trials], runs or None,
                            workers=workers()).seconds
     most, most_seconds = None, None
@@ -118,6 +131,7 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
     CSV data is read first (engine.datasets raises DataError for a broken file), so that a study
     whose every trial would fail is never stored; `warn` gets what is odd but trainable. Their
     fingerprints are stored with the study: the vault refuses a file that changed since."""
+    samplers.require(preset.study.strategy)  # before anything is written: SamplerMissing
     plan = plan or strategies.plan(preset.config, preset.study)
     base_dir = preset.base_dir
     for warning in check_datasets((t.config.data for t in plan.trials), base_dir):
