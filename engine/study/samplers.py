@@ -54,10 +54,15 @@ class SamplerMissing(ValueError):
     """The strategy's sampler library is not installed."""
 
 
+def installed() -> bool:
+    """Whether Optuna can be imported (found without importing it)."""
+    return importlib.util.find_spec("optuna") is not None
+
+
 def require(strategy: str) -> None:
     """Raise SamplerMissing, naming the install command, if `strategy` needs Optuna and it is
-    absent (found without importing it)."""
-    if strategy in SAMPLERS and importlib.util.find_spec("optuna") is None:
+    absent."""
+    if strategy in SAMPLERS and not installed():
         raise SamplerMissing(f"strategy {strategy!r} needs Optuna, which is not installed: "
                              f"{INSTALL}")
 
