@@ -15,7 +15,7 @@ from engine.study import samplers, strategies
 from tui import services as actions
 
 pytest.importorskip("optuna")
-from optuna.distributions import (  # noqa: E402
+from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
@@ -58,7 +58,7 @@ def test_the_space_maps_to_optuna_distributions() -> None:
     # the stored form of a range (StudySpec.to_dict) maps the same way
     assert samplers.distributions({"lr": {"min": 0.001, "max": 1.0, "log": True}}) == {
         "lr": dists["lr"]}
-    with pytest.raises(ValueError, match="study.vary.seeds"):
+    with pytest.raises(ValueError, match=r"study\.vary\.seeds"):
         samplers.distributions({"seeds": [1, 2]})
 
 

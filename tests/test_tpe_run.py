@@ -106,3 +106,16 @@ def test_killed_in_a_later_batch_resumes_to_the_uninterrupted_result(tmp_path: P
     assert [(x["round"], x["configs"], x["reason"]) for x in resumed["rounds"]] == \
         [(x["round"], x["configs"], x["reason"]) for x in clean.json()["rounds"]]
     assert {"rounds", "trials", "impact", "strategy"} <= set(resumed)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke() -> None:
+    """benchmarks/bench_tpe.py --quick runs both strategies and prints the ratio."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_tpe.py"), "--quick"],
+                         capture_output=True, text=True, timeout=240, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert "mean best validation accuracy" in out.stdout and "ratio (tpe / random)" in out.stdout
