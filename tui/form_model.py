@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.presets import Preset, parse_preset, preset_text, study_table
-from engine.spec import StudySpec, space
+from engine.spec import BATCHED_STRATEGIES, StudySpec, space
 
 RANGE = re.compile(r"^\s*(\S+)\s*\.\.\s*(\S+)\s*(log)?\s*$")
 
@@ -108,6 +108,9 @@ def build_text(name: str, description: str, values: dict[str, Any],
     if sections["study"].get("seeds") != space.AUTO:  # only an adaptive study reads them
         for key in _AUTO_ONLY:
             sections["study"].pop(key, None)
+    if (sections["study"].get("batch") == StudySpec.batch
+            and sections["study"].get("strategy") not in BATCHED_STRATEGIES):
+        del sections["study"]["batch"]  # only a batched study reads it, as the writer says
     if sections["study"].get("negligible") == StudySpec.negligible:
         del sections["study"]["negligible"]  # the default, left unsaid as the engine's writer does
     return preset_text(name or "untitled", description, sections, vary)

@@ -15,9 +15,9 @@ from typing import Any
 from engine.datasets import check_datasets, study_fingerprints
 from engine.presets import Preset
 from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
-from engine.spec import FINISHED_TRIALS, TrialConfig, TrialStatus
+from engine.spec import FINISHED_TRIALS, StudySpec, TrialConfig, TrialStatus
 from engine.store import Store
-from engine.study import eta, strategies
+from engine.study import eta, samplers, strategies
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class Cost:
     # an identical study that ran here before: the trials it grew to and the time it took
     trials_likely: int | None = None
     seconds_likely: float | None = None
+    # a batched (tpe) study: how many batches train one after another, and of how many
+    batches: int | None = None
+    batch: int | None = None
 
     def trials_text(self) -> str:
         """"12 trials", or "12-192 trials" for an adaptive study."""
@@ -58,11 +61,14 @@ class Cost:
         text = f"{self.strategy}: {self.trials_text()}, ETA {self.eta_text()}"
         if self.trials_max is not None:
             text += " (seeds auto)"
+        if self.batches is not None:
+            text += f" (in {self.batches} sequential batches of {self.batch})"
         return text + (f"  (other strategies: {others})" if others else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
-                "trials_max": self.trials_max, "seconds_max": self.seconds_max}
+                "trials_max": self.trials_max, "seconds_max": self.seconds_max,
+                "batches": self.batches, "batch": self.batch}
 
 
 def workers() -> int:
@@ -147,10 +153,17 @@ def time_left(store: Store, study: Any, trials: Iterable[Any]) -> tuple[float | 
     if not todo:
         return None, same
     started = any(t.epochs_done for t in trials)
-    if same is not None and not started and not study.spec.get("adaptive"):
+    if same is not None and not started and not grows(study.spec):
         return same, same
     seconds = eta.estimate(todo, known.runs or None, workers=workers()).seconds
     return (seconds - eta.STARTUP_S if started else seconds), same
+
+
+def grows(spec: dict[str, Any]) -> bool:
+    """Whether a stored study adds trials as it goes (seeds = "auto", or batch after batch):
+    what it will train is not all planned yet."""
+    study = StudySpec.from_dict(spec)
+    return study.adaptive or study.batched
 
 
 def cost(preset: Preset, runs: list[tuple[float, float]] | Calibration | None = None) -> Cost:
@@ -159,9 +172,17 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | Calibration | None = 
     known = runs if isinstance(runs, Calibration) else Calibration(list(runs or []))
     runs = known.runs
     plan = strategies.plan(preset.config, preset.study)
+    study = preset.study
+    same = known.same_study(preset)
+    if study.batched:  # the plan is the first batch; the rest come one after another
+        seconds = eta.estimate_batches([t.config for t in plan.trials], study.batches,
+                                       runs or None, workers=workers()).seconds
+        seconds = same[1] if same is not None else seconds
+        return Cost(plan.strategy, strategies.count(preset.config, study), seconds,
+                    strategies.counts_by_strategy(preset.config, study), bool(study.vary),
+                    batches=study.batches, batch=min(study.batch, study.samples))
     seconds = eta.estimate([t.config for t in plan.trials], runs or None,
                            workers=workers()).seconds
-    same = known.same_study(preset)
     most, most_seconds = None, None
     if preset.study.adaptive:
         _, most = strategies.count_range(preset.config, preset.study)
@@ -188,6 +209,7 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
     CSV data is read first (engine.datasets raises DataError for a broken file), so that a study
     whose every trial would fail is never stored; `warn` gets what is odd but trainable. Their
     fingerprints are stored with the study: the vault refuses a file that changed since."""
+    samplers.require(preset.study.strategy)  # before anything is written: SamplerMissing
     plan = plan or strategies.plan(preset.config, preset.study)
     base_dir = preset.base_dir
     for warning in check_datasets((t.config.data for t in plan.trials), base_dir):

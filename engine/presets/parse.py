@@ -150,15 +150,17 @@ def _syntax_problem(error: str, text: str, source: str, locator: KeyLocator) -> 
 
 
 def with_overrides(preset: Preset, strategy: str | None = None,
-                   seeds: int | str | None = None, samples: int | None = None) -> Preset:
-    """The preset with the CLI's --strategy/--seeds/--samples applied, validated again
+                   seeds: int | str | None = None, samples: int | None = None,
+                   batch: int | None = None) -> Preset:
+    """The preset with the CLI's --strategy/--seeds/--samples/--batch applied, validated again
     (`seeds` may be "auto"; a number makes an adaptive preset a fixed one).
 
     Problems caused by a flag name the flag. The new preset's `text` is regenerated TOML (with
     a comment saying what was overridden), so that the text stored with a study reproduces it.
     """
     overrides = {k: v for k, v in (("strategy", strategy), ("seeds", seeds),
-                                   ("samples", samples)) if v is not None}
+                                   ("samples", samples), ("batch", batch))
+                 if v is not None}
     if not overrides:
         return preset
     raw: dict[str, Any] = {**preset.config.to_dict(), "study": study_table(preset.study)}

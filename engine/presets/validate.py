@@ -17,6 +17,7 @@ from engine.spec import Range, StudySpec, TrialConfig, space
 META_KEYS = ("name", "description")
 _STUDY_KEYS = tuple(p.key for p in space.params_in("study"))
 _NUMERIC = ("int", "float")
+_SAMPLING = ("random", "tpe")  # the strategies that draw from ranges
 
 
 @dataclass
@@ -69,6 +70,7 @@ def validate(raw: dict[str, Any], ctx: Ctx) -> tuple[str | None, str, TrialConfi
     study = _study_spec(values["study"], vary, ctx)
     if strategy_ok:
         _check_strategy(study, raw_vary, ctx)
+        _check_batched(study, ctx)
     _check_batch_sizes(config, study, ctx)
     _check_dataset_path(config, study, ctx)
     return name, description, config, study
@@ -275,8 +277,8 @@ def _check_values(p: space.Param, spec: list[Any], dotted: str, ctx: Ctx) -> lis
 def _check_range(p: space.Param, spec: dict[str, Any], strategy: str | None, dotted: str,
                  ctx: Ctx) -> Range | None:
     ok = True
-    if strategy is not None and strategy != "random":
-        ctx.add(dotted, f"a {{min, max}} range is only for strategy 'random' "
+    if strategy is not None and strategy not in _SAMPLING:
+        ctx.add(dotted, f"a {{min, max}} range is only for strategies 'random' and 'tpe' "
                 f"({ctx.origin('study.strategy', strategy)}); list the values to try instead")
         ok = False
     if p.kind not in _NUMERIC:
@@ -330,10 +332,22 @@ def _check_strategy(study: StudySpec, raw_vary: Any, ctx: Ctx) -> None:
     origin = repr(study.strategy) if flagged else ctx.origin("study.strategy", study.strategy)
     message = (f"{origin} {what} the parameters listed in [study.vary], and there are none; "
                "add one, e.g. [study.vary] with lr = [0.001, 0.01, 0.1]")
-    if study.strategy == "random":
+    if study.strategy in _SAMPLING:
         message = (f"{origin} draws from the ranges in [study.vary], and there are none; add "
                    "one, e.g. lr = {min = 0.001, max = 1.0}")
     ctx.add("study.strategy" if flagged else "study.vary", message)
+
+
+def _check_batched(study: StudySpec, ctx: Ctx) -> None:
+    """A tpe study trains every configuration with the same fixed seeds: its sampler is told
+    one mean per configuration once its batch is trained, and adaptive rounds would change
+    means it was already told."""
+    if not (study.batched and study.adaptive):
+        return
+    origin = ctx.origin("study.strategy", study.strategy)
+    ctx.add("study.seeds", f'seeds = "auto" does not work with {origin}: its sampler learns '
+            "from each configuration's mean over a fixed set of seeds; give a number, e.g. "
+            "seeds = 2")
 
 
 def _varied(study: StudySpec, key: str) -> list[Any] | None:

@@ -87,6 +87,8 @@ def study_table(study: StudySpec) -> dict[str, Any]:
     table = study.to_dict()
     if table["negligible"] == StudySpec.negligible:
         del table["negligible"]  # the default: said nowhere, as for every other key
+    if table["batch"] == StudySpec.batch and not study.batched:
+        del table["batch"]  # only a batched study reads it
     adaptive = table.pop("adaptive")
     most = table.pop("max_seeds")
     if not adaptive:

@@ -50,7 +50,7 @@ from engine.store import (
     default_store_path,
     encode_weights,
 )
-from engine.study import eta, rounds, trial_steps
+from engine.study import eta, rounds, samplers, trial_steps
 
 log = logging.getLogger("hp-tui.runner")
 
@@ -136,8 +136,9 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     store.set_study_status(study_id, "running")
     log.info("study %d: %d trials to train on %s, %s", study_id, len(todo), device,
              executor.describe())
-    adaptive = StudySpec.from_dict(study.spec).adaptive
-    if adaptive and not store.rounds(study_id):
+    spec = StudySpec.from_dict(study.spec)
+    adaptive, batched = spec.adaptive, spec.batched
+    if (adaptive or batched) and not store.rounds(study_id):
         _record_first_round(store, study)
     where = executor.label(device)
     pauses = pauses or Pauses()
@@ -146,11 +147,15 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     try:
         while True:
             trained += _train_trials(store, executor, study, todo, device, where, stop)
-            if stop.is_set() or not adaptive:
+            if stop.is_set() or not (adaptive or batched):
                 break
-            todo = _add_next_round(store, study)
+            todo = _add_next_round(store, study) if adaptive else _add_next_batch(store, study)
             if not todo:
                 break
+    except samplers.SamplerMissing as e:
+        store.set_study_status(study_id, "failed", error=str(e))
+        log.error("%s", e)
+        return ExitCode.INVALID_INPUT
     finally:
         executor.close()
     if stop.is_set():
@@ -204,8 +209,16 @@ def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[
 
 
 def _record_first_round(store: Store, study: StudyRow) -> None:
-    """Round 1 of an adaptive study: the trials it was created with."""
+    """Round 1 of an adaptive study, or batch 1 of a batched one: the trials it was created
+    with."""
     configs, have = rounds.configurations(store.trials(study.id))
+    spec = StudySpec.from_dict(study.spec)
+    if spec.batched:
+        start = samplers.first_batch(spec, len(configs))
+        store.add_round(study.id, number=1, seeds=max(have, default=0),
+                        configs=list(range(len(configs))), reason=start.reason)
+        log.info("study %d: %s", study.id, start.reason)
+        return
     first = rounds.first_round(len(configs), max(have, default=0))
     store.add_round(study.id, number=1, seeds=first.seeds, configs=first.configs,
                     reason=first.reason)
@@ -226,6 +239,26 @@ def _add_next_round(store: Store, study: StudyRow) -> list[TrialRow]:
     added = store.add_round(study.id, number=following.number, seeds=following.seeds,
                             configs=following.configs, reason=following.reason,
                             trials=following.trials(configs, study.seed))
+    log.info("study %d: %s; %d trials", study.id, following.reason, len(added))
+    return added
+
+
+def _add_next_batch(store: Store, study: StudyRow) -> list[TrialRow]:
+    """Ask the study's sampler for its next batch, record it as the next round and return its
+    trials ([]: the budget is spent, or the space has nothing new). Asked from the trials
+    trained so far (engine.study.samplers rebuilds the sampler's study from them), which a
+    resumed study has too, so a study killed at any point reaches the same batches."""
+    trials = store.trials(study.id)
+    number = len(store.rounds(study.id)) + 1
+    following = samplers.next_batch(study, trials, number)
+    if following is None:
+        log.info("study %d: no more batches (the budget is spent, or nothing new is left)",
+                 study.id)
+        return []
+    seeds = StudySpec.from_dict(study.spec).seeds
+    added = store.add_round(study.id, number=number, seeds=seeds, configs=following.indices,
+                            reason=following.reason,
+                            trials=following.trials(seeds, study.seed))
     log.info("study %d: %s; %d trials", study.id, following.reason, len(added))
     return added
 

@@ -3,7 +3,7 @@ seeds, exit codes. Standard library only (no numpy, no torch): anything may impo
 
 from __future__ import annotations
 
-from engine.spec.config import DataConfig, Range, StudySpec, TrialConfig
+from engine.spec.config import BATCHED_STRATEGIES, DataConfig, Range, StudySpec, TrialConfig
 from engine.spec.exit_codes import ExitCode
 from engine.spec.predictions import EFFECT_SIZES
 from engine.spec.processes import pid_alive
@@ -19,6 +19,7 @@ from engine.spec.statuses import (
 )
 
 __all__ = [
+    "BATCHED_STRATEGIES",
     "EFFECT_SIZES",
     "FINISHED_TRIALS",
     "KEPT_ON_RESUME",

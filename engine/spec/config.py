@@ -98,6 +98,10 @@ class Range:
     log: bool = False
 
 
+# Strategies whose configurations come from an ask/tell sampler, one batch after another
+BATCHED_STRATEGIES = ("tpe",)
+
+
 @dataclass(frozen=True)
 class StudySpec:
     """The `[study]` table: how to turn the preset into trials.
@@ -116,6 +120,7 @@ class StudySpec:
     adaptive: bool = False
     max_seeds: int = space.AUTO_MAX_SEEDS
     negligible: float = 0.02  # the smallest effect worth caring about (the impact table)
+    batch: int = space.TPE_BATCH  # configurations per batch of a batched (tpe) study
 
     @property
     def schedule(self) -> list[int]:
@@ -126,6 +131,17 @@ class StudySpec:
     def most_seeds(self) -> int:
         """The most seeds a configuration can get: `max_seeds` if adaptive, else `seeds`."""
         return max(self.seeds, self.max_seeds) if self.adaptive else self.seeds
+
+    @property
+    def batched(self) -> bool:
+        """Whether the study asks a sampler for its configurations, batch after batch."""
+        return self.strategy in BATCHED_STRATEGIES
+
+    @property
+    def batches(self) -> int:
+        """Batches a batched study takes at most (`samples` configurations, `batch` at a
+        time); 1 for every other study."""
+        return -(-self.samples // max(1, self.batch)) if self.batched else 1
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and JSON shape (`from_dict` reads it back); a preset's `[study]` table
@@ -139,7 +155,7 @@ class StudySpec:
         out: dict[str, Any] = {"strategy": self.strategy, "seeds": self.seeds,
                                "samples": self.samples, "seed": self.seed,
                                "adaptive": self.adaptive, "max_seeds": self.max_seeds,
-                               "negligible": self.negligible}
+                               "negligible": self.negligible, "batch": self.batch}
         if vary:
             out["vary"] = vary
         return out
@@ -158,4 +174,5 @@ class StudySpec:
                    samples=int(d.get("samples", cls.samples)), seed=int(d.get("seed", cls.seed)),
                    vary=vary, adaptive=bool(d.get("adaptive", False)),
                    max_seeds=int(d.get("max_seeds", seeds)),
-                   negligible=float(d.get("negligible", cls.negligible)))
+                   negligible=float(d.get("negligible", cls.negligible)),
+                   batch=int(d.get("batch", cls.batch)))

@@ -16,13 +16,14 @@ DATASETS = ("spirals", "moons", "circles", "xor", "blobs", "csv")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "silu")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LOSSES = ("mse", "bce", "bce_with_logits")
-STRATEGIES = ("single", "grid", "sensitivity", "random")
+STRATEGIES = ("single", "grid", "sensitivity", "random", "tpe")
 
 MAX_DEPTH = 16
 AUTO = "auto"  # study.seeds = "auto": adaptive seeding
 AUTO_MIN_SEEDS = 4
 AUTO_MAX_SEEDS = 64
 MAX_WIDTH = 4096
+TPE_BATCH = 8  # study.batch: configurations a tpe study trains at once
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ SPACE: tuple[Param, ...] = (
     # study
     Param("study", "strategy", "choice", "single",
           "single: the preset as is; grid: every combination of study.vary; sensitivity: one "
-          "parameter at a time around the preset; random: study.samples draws.",
+          "parameter at a time around the preset; random: study.samples draws; tpe: study.samples "
+          "configurations proposed by Optuna's TPE sampler, study.batch at a time, each batch "
+          "learning from the ones before.",
           choices=STRATEGIES, variable=False),
     Param("study", "seeds", "int", 3,
           "How many seeds each configuration is trained with; \"auto\": start with "
@@ -135,10 +138,14 @@ SPACE: tuple[Param, ...] = (
           "The smallest effect worth caring about, as a fraction of accuracy: a parameter whose "
           "effect's interval lies below it is negligible.",
           minimum=0.001, maximum=1.0, variable=False),
-    Param("study", "samples", "int", 20, "Number of configurations drawn (random strategy only).",
+    Param("study", "samples", "int", 20, "Number of configurations drawn (random and tpe only).",
           minimum=1, maximum=100_000, variable=False),
     Param("study", "seed", "int", 0, "Study seed: trial seeds derive from it and the trial index.",
           minimum=0, maximum=2**31 - 1, variable=False),
+    Param("study", "batch", "int", TPE_BATCH,
+          "Configurations per batch of a tpe study, trained together as one population; a "
+          "smaller batch lets the sampler learn more often, a larger one finishes sooner "
+          "(tpe only).", minimum=1, maximum=100_000, variable=False),
 )
 
 SECTIONS = ("data", "model", "train", "study")

@@ -1,7 +1,8 @@
 """Studies as plans and answers, from configs and the store alone (no torch): strategies plan the
 trials, analysis says which hyperparameters matter, eta prices a plan, report is the study as
 data (what `show --json`, the CLI tables and the app read), rounds adds seeds where the impact
-table is still undecided (`seeds = "auto"`)."""
+table is still undecided (`seeds = "auto"`), samplers asks Optuna for a tpe study's next batch
+(Optuna imported only there, only when asking)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from engine.study.rounds import (
     next_round,
     study_next_round,
 )
+from engine.study.samplers import SamplerMissing
 from engine.study.strategies import trial_steps
 
 __all__ = [
     "ALPHA",
     "NEGLIGIBLE",
     "Round",
+    "SamplerMissing",
     "StudyReport",
     "TrialReport",
     "changes",

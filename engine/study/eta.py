@@ -65,6 +65,20 @@ def estimate(configs: list[TrialConfig], past: list[tuple[float, float]] | None 
     return Estimate(STARTUP_S + base, "default calibration for a 2-core CPU")
 
 
+def estimate_batches(first: list[TrialConfig], batches: int,
+                     past: list[tuple[float, float]] | None = None,
+                     workers: int = 1) -> Estimate:
+    """ETA of a batched (tpe) study, whose batches train one after another: its first batch's
+    training time, as the typical batch's, `batches` times (start-up once). A later batch is
+    as long as its slowest population, whatever its size, so a smaller last batch costs about
+    as much."""
+    one = estimate(first, past, workers)
+    if not first or batches <= 1:
+        return one
+    seconds = STARTUP_S + (one.seconds - STARTUP_S) * batches
+    return Estimate(seconds, f"{one.source}; {batches} batches in sequence")
+
+
 def _steps(c: TrialConfig) -> int:
     return c.epochs * math.ceil(c.data.train_size / c.batch_size)
 

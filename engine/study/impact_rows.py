@@ -21,6 +21,9 @@ READINGS = {
     "sensitivity": "one-at-a-time effects around the baseline",
     "grid": "marginal averages over the other parameters",
     "random": "marginal averages over quantile bins",
+    # the same rows as random's, but TPE's draws crowd where it found good results
+    "tpe": "marginal averages over quantile bins of model-guided draws (not uniform: read "
+           "effects as hints)",
     "single": "a single configuration: nothing was varied",
 }
 

@@ -19,6 +19,12 @@ Strategies (one `Strategy` subclass each):
   change the others' draws. Draws that put `batch_size` above `train_size` are clamped to
   `train_size`. Samples are not deduplicated: the count is always `samples`.
 
+- **tpe** (model-based, through Optuna's ask/tell): `study.samples` configurations in batches of
+  `study.batch`. The plan holds the first batch only: the first `batch` draws of **random** with
+  the same seed (the random start every TPE begins with). Each later batch is asked of Optuna's
+  TPE sampler once the batches before it are trained (`engine.study.samplers`, in the runner),
+  so `count` is `samples x seeds` while a new plan has `batch x seeds` trials.
+
 Every value is normalised and checked with `engine.spec.space.check_value`, so plans only hold valid
 configurations; a bad `vary` table raises `ValueError` with a message naming the key.
 
@@ -38,6 +44,7 @@ a torch import.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -97,7 +104,7 @@ def _param(key: str) -> space.Param:
     return p
 
 
-def _normalise(key: str, value: Any) -> Any:
+def normalise(key: str, value: Any) -> Any:
     """The checked value, with widths as a tuple (hashable, comparable with TrialConfig.get)."""
     if isinstance(value, tuple):
         value = list(value)
@@ -126,7 +133,7 @@ def listed_values(key: str, entry: Any) -> list[Any]:
         raise ValueError(f"study.vary.{key}: expected a non-empty list of values")
     out: list[Any] = []
     for value in entry:
-        v = _normalise(key, value)
+        v = normalise(key, value)
         if v not in out:
             out.append(v)
     return out
@@ -226,7 +233,7 @@ class RandomSearch(Strategy):
     def n_configs(self, baseline: TrialConfig, spec: StudySpec) -> int:
         for key, entry in spec.vary.items():  # validate as `configs` would, without drawing
             if _is_range(entry):
-                _range_bounds(_param(key), _as_range(entry))
+                range_bounds(_param(key), _as_range(entry))
             else:
                 listed_values(key, entry)
         return spec.samples
@@ -238,8 +245,8 @@ class RandomSearch(Strategy):
         if _is_range(entry):
             p = _param(key)
             r = _as_range(entry)
-            lo, hi = _range_bounds(p, r)
-            return [_normalise(key, _draw_number(p, lo, hi, r.log, rng))
+            lo, hi = range_bounds(p, r)
+            return [normalise(key, _draw_number(p, lo, hi, r.log, rng))
                     for _ in range(spec.samples)]
         values = listed_values(key, entry)
         # Index from random() only (not choice()), so draws depend on nothing version-specific.
@@ -247,7 +254,7 @@ class RandomSearch(Strategy):
                 for _ in range(spec.samples)]
 
 
-def _range_bounds(p: space.Param, r: Range) -> tuple[float, float]:
+def range_bounds(p: space.Param, r: Range) -> tuple[float, float]:
     """Checked bounds of a range; integer ranges are shrunk to the integers inside."""
     where = f"study.vary.{p.key}"
     if p.kind not in ("int", "float"):
@@ -260,7 +267,7 @@ def _range_bounds(p: space.Param, r: Range) -> tuple[float, float]:
     if r.log and lo <= 0:
         raise ValueError(f"{where}: a log range needs min > 0")
     for bound in (lo, hi):  # every point between two valid bounds is valid: no holes in the space
-        _normalise(p.key, int(bound) if p.kind == "int" else bound)
+        normalise(p.key, int(bound) if p.kind == "int" else bound)
     return lo, hi
 
 
@@ -277,8 +284,25 @@ def _draw_number(p: space.Param, lo: float, hi: float, log: bool, rng: random.Ra
     return min(max(x, lo), hi)  # exp/log rounding must not step outside the range
 
 
+class ModelBased(Strategy):
+    """A strategy whose configurations after the first batch come from an ask/tell sampler."""
+
+    name = "tpe"
+
+    def configs(self, baseline: TrialConfig, spec: StudySpec) -> Configs:
+        return RandomSearch().configs(baseline, first_batch_spec(spec))
+
+    def n_configs(self, baseline: TrialConfig, spec: StudySpec) -> int:
+        return RandomSearch().n_configs(baseline, spec)  # checks the table as random does
+
+
+def first_batch_spec(spec: StudySpec) -> StudySpec:
+    """The random study whose configurations are a batched study's first batch."""
+    return dataclasses.replace(spec, strategy="random", samples=min(spec.samples, spec.batch))
+
+
 STRATEGIES: dict[str, Strategy] = {
-    s.name: s for s in (Single(), Grid(), Sensitivity(), RandomSearch())
+    s.name: s for s in (Single(), Grid(), Sensitivity(), RandomSearch(), ModelBased())
 }
 assert tuple(STRATEGIES) == space.STRATEGIES, "one Strategy per name in engine.spec.space"
 
@@ -324,10 +348,13 @@ def count_range(baseline: TrialConfig, spec: StudySpec) -> tuple[int, int]:
 def counts_by_strategy(baseline: TrialConfig, spec: StudySpec) -> dict[str, int]:
     """Trials each strategy would cost with this vary table ("grid vs sensitivity, in numbers").
 
-    A strategy that cannot run this table (grid or sensitivity with a range) is left out.
+    A strategy that cannot run this table (grid or sensitivity with a range) is left out, and so
+    is tpe, which costs what random costs: the line compares plans of different sizes.
     """
     out: dict[str, int] = {}
     for name, strategy in STRATEGIES.items():
+        if name == ModelBased.name:
+            continue
         try:
             out[name] = strategy.count(baseline, spec)
         except ValueError:

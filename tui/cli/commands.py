@@ -20,7 +20,7 @@ from engine.datasets import DataError
 from engine.presets import PresetError
 from engine.spec import ExitCode, TrialConfig, TrialStatus
 from engine.store import BadName, LeaseBusy, Store, StoreError, StudyRow, default_store_path
-from engine.study import report, rounds
+from engine.study import SamplerMissing, report, rounds, samplers
 from tui import render
 from tui import services as actions
 from tui.cli.errors import UserError
@@ -38,7 +38,7 @@ def dispatch(args: argparse.Namespace) -> int:
         raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     except LeaseBusy as e:
         raise UserError(str(e), ExitCode.BUSY) from None
-    except (BadName, DataError) as e:
+    except (BadName, DataError, SamplerMissing) as e:
         raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     except StoreError as e:
         raise UserError(str(e), ExitCode.STORE) from None
@@ -67,7 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_placement(args.executor, args.ray_address, args.device)
     path = resolve_preset_arg(args.preset)
     preset = with_overrides(load_preset(path), strategy=args.strategy, seeds=args.seeds,
-                            samples=args.samples)
+                            samples=args.samples, batch=getattr(args, "batch", None))
+    samplers.require(preset.study.strategy)  # before the plan, the ETA and the store
     plan = strategies.plan(preset.config, preset.study)
     with open_store(args.store) as store:
         known = actions.calibration(store, on_ray=args.executor == "ray", preset=preset.name)
@@ -97,6 +98,13 @@ def _size_line(preset: Any, plan: Any, estimate: Any, runs: list[tuple[float, fl
     from engine.study import eta, strategies
 
     study = preset.study
+    if study.batched:
+        total = strategies.count(preset.config, study)
+        every = eta.estimate_batches([t.config for t in plan.trials], study.batches, runs,
+                                     workers=workers)
+        return (f"{total} trials ({study.samples} configurations x {study.seeds} seeds) in "
+                f"{study.batches} sequential batches of {min(study.batch, study.samples)}, "
+                f"each asked of the sampler after the last one trained, ETA {every.human()}")
     if not study.adaptive:
         return (f"{plan.n_trials} trials ({plan.n_configs} configurations x {study.seeds} "
                 f"seeds), ETA {estimate.human()}")
@@ -122,11 +130,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
         trials = store.trials(study.id)
         todo = [t for t in trials if not TrialStatus(t.status).is_kept_on_resume()]
         next_round = rounds.study_next_round(study, trials) if not todo else None
-        if not todo and next_round is None:
+        left = samplers.remaining(study, trials) if not todo else 0
+        if not todo and next_round is None and not left:
             _say(f"study {study.id}: every trial is finished; nothing to resume")
             return _print_result(store, study.id, args.json)
         if next_round is not None:  # killed between two rounds of an adaptive study
             _say(f"study {study.id}: every trial is finished; resuming with {next_round.reason}")
+            return _launch_and_follow(store, study.id, args)
+        if left:  # killed between two batches of a tpe study
+            samplers.require(study.strategy)
+            _say(f"study {study.id}: every trial is finished; resuming with the next batch "
+                 f"({left} configurations of the budget left)")
             return _launch_and_follow(store, study.id, args)
         _check_placement(args.executor or study.executor,
                          args.ray_address or (study.ray_address if not args.executor else None),
@@ -327,7 +341,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
             p = info.preset
             fewest, most = strategies.count_range(p.config, p.study)
             row.update(strategy=p.study.strategy, seeds=p.study.seeds, trials=fewest,
-                       adaptive=p.study.adaptive, trials_max=most)
+                       adaptive=p.study.adaptive, trials_max=most,
+                       batches=p.study.batches if p.study.batched else None)
         else:
             row["error"] = str(info.error)
         rows.append(row)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from engine.spec import ExitCode
+from engine.spec import ExitCode, space
 from tui.cli.errors import UserError
 
 COMMANDS_HELP = """\
@@ -75,11 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "plan a study from a preset, train it, and print the results")
     run.add_argument("preset", metavar="PRESET", help="a preset file, or a shipped preset's name")
-    run.add_argument("--strategy", choices=("single", "grid", "sensitivity", "random"))
+    run.add_argument("--strategy", choices=space.STRATEGIES)
     run.add_argument("--seeds", type=_seeds, metavar="N",
                      help="seeds per configuration, or auto (add seeds in rounds to the "
                           "configurations still undecided, up to study.max_seeds)")
-    run.add_argument("--samples", type=int, metavar="K", help="configurations (random strategy)")
+    run.add_argument("--samples", type=int, metavar="K",
+                     help="configurations (random and tpe strategies)")
+    run.add_argument("--batch", type=int, metavar="B",
+                     help="configurations a tpe study trains at once, between two asks of "
+                          "its sampler")
     run.add_argument("--name", help="a name to refer to the study by")
     run.add_argument("--device", default="auto",
                      help="auto, cpu, cuda, cuda:N or mps (default auto)")

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from engine.presets import Preset
+from engine.spec import BATCHED_STRATEGIES
 from engine.store import Store, StoreError
 from engine.study import analysis, report
 from tui import services as actions
@@ -25,8 +26,10 @@ def settings(p: Preset) -> dict[str, Any]:
     """Everything a preset sets, flat: the trial's keys, then the study's."""
     study = p.study.to_dict()
     vary = study.pop("vary", {}) if study.get("strategy") != "single" else {}
-    if study.get("strategy") != "random":
-        study.pop("samples", None)  # only random search reads it
+    if study.get("strategy") not in ("random", *BATCHED_STRATEGIES):
+        study.pop("samples", None)  # only random and tpe search read it
+    if study.get("strategy") not in BATCHED_STRATEGIES:
+        study.pop("batch", None)  # only a batched (tpe) study reads it
     out: dict[str, Any] = dict(p.config.flat())
     out.update({("study seed" if k == "seed" else k): v for k, v in study.items()})
     out.update({f"vary {k}": v for k, v in vary.items()})

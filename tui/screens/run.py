@@ -21,7 +21,7 @@ from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine.run import executors
-from engine.spec import FINISHED_TRIALS, TrialConfig, pid_alive
+from engine.spec import BATCHED_STRATEGIES, FINISHED_TRIALS, TrialConfig, pid_alive
 from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
@@ -146,7 +146,7 @@ class RunScreen(PollingScreen):
         total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
         self.query_one("#run-progress", ProgressBar).update(total=max(total, 1), progress=0)
         self.query_one("#run-eta", EtaLine).estimated(
-            message.seconds_left, adaptive=bool(study.spec.get("adaptive")),
+            message.seconds_left, grows=actions.grows(study.spec),
             same_took=message.same_took)
 
     # -- polling ----------------------------------------------------------------------------------
@@ -190,8 +190,8 @@ class RunScreen(PollingScreen):
                 due = (study, alive) != (seen or (None, None, None))[1:] or (
                     time.monotonic() >= table_due)
                 trials = store.trials(self.study_id) if now != seen and due else None
-                rounds = (store.rounds(self.study_id)
-                          if trials is not None and study.spec.get("adaptive") else [])
+                rounds = (store.rounds(self.study_id) if trials is not None and (
+                    study.spec.get("adaptive") or study.strategy in BATCHED_STRATEGIES) else [])
             except StoreError as e:
                 # Say it once, keep trying: a store that is busy or being repaired comes back.
                 if not failing:
@@ -301,14 +301,22 @@ class RunScreen(PollingScreen):
             f"study {s.id} {s.preset_name or ''} ({s.strategy}): {styled_status(status)}, "
             f"{done}/{total} trials{extra}; {runner}" + (f" {place}" if place else "")
             + (f"  [red]{s.error}[/]" if s.error else "")
-            # an adaptive study's round on a line of its own: a narrow terminal would cut it
-            + (f"\n{markup_safe(self.latest_round.reason)} ({self.latest_round.seeds} seeds)"
+            # an adaptive study's round, or a tpe study's batch, on a line of its own: a
+            # narrow terminal would cut it
+            + (f"\n{markup_safe(self._round_line(self.latest_round, s))}"
                if self.latest_round else ""))
         epochs = sum(t.epochs_done for t in self.trials.values())
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(progress=epochs)
         self.query_one("#run-eta", EtaLine).follow(
             epochs, int(bar.total or 0), alive=self.runner_alive, started=self.runner_started)
+
+    @staticmethod
+    def _round_line(latest: RoundRow, study: StudyRow) -> str:
+        """An adaptive round and its seeds; a batch's reason says which batch of how many."""
+        if study.strategy in BATCHED_STRATEGIES:
+            return latest.reason
+        return f"{latest.reason} ({latest.seeds} seeds)"
 
     # -- plots ----------------------------------------------------------------------------------
 

@@ -17,15 +17,16 @@ class EtaLine(Static):
     """`elapsed 0:12 · ~0:21 left`, refined live (`LiveEta`) from the trial-epochs done.
 
     `estimated` gives the estimate made when watching began (the CLI's, for what was left);
-    `follow` each poll's progress and the runner's start (its lease, in epoch seconds). An
-    adaptive study's rounds grow the work as they come: its line says what is left of the
-    round, or, when the same study ran here before, of the study as it went then."""
+    `follow` each poll's progress and the runner's start (its lease, in epoch seconds). A
+    study that grows (rounds of seeds, batches of a sampler) plans its work as it goes: its
+    line says what is left of the round, or, when the same study ran here before, of the
+    study as it went then."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
         self._opened = time.monotonic()
         self._live = eta.LiveEta(None)
-        self._adaptive = False
+        self._grows = False
         self._same_took: float | None = None
         self._progress = (0, 0)
         self._started: float | None = None
@@ -33,10 +34,10 @@ class EtaLine(Static):
         self._timer: Timer | None = None
         self._shown_text = ""
 
-    def estimated(self, prior: float | None, *, adaptive: bool,
+    def estimated(self, prior: float | None, *, grows: bool,
                   same_took: float | None) -> None:
         self._live = eta.LiveEta(prior)
-        self._adaptive, self._same_took = adaptive, same_took
+        self._grows, self._same_took = grows, same_took
 
     def follow(self, done: int, total: int, *, alive: bool, started: float | None) -> None:
         was_alive = self._started is not None
@@ -65,10 +66,10 @@ class EtaLine(Static):
         if left is None:
             return line
         where = ""
-        if self._adaptive and self._same_took is not None:
+        if self._grows and self._same_took is not None:
             # the rounds to come are not planned yet; the same study grew through them before
             left, where = max(left, self._same_took - elapsed), ", as last time"
-        elif self._adaptive:
+        elif self._grows:
             where = " in this round"
         return f"{line} · ~{eta.format_clock(math.ceil(left))} left{where}"  # 0:00: done
 
