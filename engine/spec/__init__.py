@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from engine.spec.config import DataConfig, Range, StudySpec, TrialConfig
 from engine.spec.exit_codes import ExitCode
+from engine.spec.populations import population_key
 from engine.spec.predictions import EFFECT_SIZES
 from engine.spec.processes import pid_alive
 from engine.spec.seeds import derive_seed, replicate_seed, seed_schedule
@@ -34,6 +35,7 @@ __all__ = [
     "TrialStatus",
     "derive_seed",
     "pid_alive",
+    "population_key",
     "replicate_seed",
     "seed_schedule",
 ]

@@ -116,6 +116,13 @@ class StudySpec:
     adaptive: bool = False
     max_seeds: int = space.AUTO_MAX_SEEDS
     negligible: float = 0.02  # the smallest effect worth caring about (the impact table)
+    pruner: str = "none"  # "halving": successive halving (engine.study.halving)
+    reduction: int = 3
+    min_epochs: int = 1
+
+    @property
+    def halving(self) -> bool:
+        return self.pruner == "halving"
 
     @property
     def schedule(self) -> list[int]:
@@ -140,6 +147,8 @@ class StudySpec:
                                "samples": self.samples, "seed": self.seed,
                                "adaptive": self.adaptive, "max_seeds": self.max_seeds,
                                "negligible": self.negligible}
+        if self.halving:  # only then: a study without a pruner keeps its shape
+            out.update(pruner=self.pruner, reduction=self.reduction, min_epochs=self.min_epochs)
         if vary:
             out["vary"] = vary
         return out
@@ -158,4 +167,7 @@ class StudySpec:
                    samples=int(d.get("samples", cls.samples)), seed=int(d.get("seed", cls.seed)),
                    vary=vary, adaptive=bool(d.get("adaptive", False)),
                    max_seeds=int(d.get("max_seeds", seeds)),
-                   negligible=float(d.get("negligible", cls.negligible)))
+                   negligible=float(d.get("negligible", cls.negligible)),
+                   pruner=str(d.get("pruner", cls.pruner)),
+                   reduction=int(d.get("reduction", cls.reduction)),
+                   min_epochs=int(d.get("min_epochs", cls.min_epochs)))
