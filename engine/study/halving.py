@@ -20,17 +20,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.spec import StudySpec
+from engine.spec import StudySpec, halving_rungs
 
 
-def rungs(epochs: int, reduction: int, min_epochs: int = 1) -> tuple[int, ...]:
-    """The epoch counts after which a rung decides, ascending (E // r^k >= min_epochs)."""
-    out = []
-    at = epochs // reduction
-    while at >= max(1, min_epochs):
-        out.append(at)
-        at //= reduction
-    return tuple(sorted(out))
+rungs = halving_rungs  # the schedule, defined once in engine.spec (the presets check it too)
 
 
 def study_rungs(spec: StudySpec, epochs: int) -> tuple[int, ...]:
