@@ -16,7 +16,7 @@ from engine.presets import Preset
 from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
 from engine.spec import TrialConfig, TrialStatus
 from engine.store import Store
-from engine.study import eta, strategies
+from engine.study import eta, halving, strategies
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Cost:
     # seeds = "auto": the most trials (every configuration at max_seeds) and their ETA
     trials_max: int | None = None
     seconds_max: float | None = None
+    # pruner = "halving": trial-epochs it will train, and without it
+    trial_epochs: int | None = None
+    trial_epochs_full: int | None = None
 
     def trials_text(self) -> str:
         """"12 trials", or "12-192 trials" for an adaptive study."""
@@ -50,11 +53,17 @@ class Cost:
         text = f"{self.strategy}: {self.trials_text()}, ETA {self.eta_text()}"
         if self.trials_max is not None:
             text += " (seeds auto)"
+        if self.trial_epochs is not None and self.trial_epochs_full:
+            text += (f"; halving: {self.trial_epochs:,} of {self.trial_epochs_full:,} "
+                     f"trial-epochs ({self.trial_epochs / self.trial_epochs_full:.0%})")
         return text + (f"  (other strategies: {others})" if others else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
-                "trials_max": self.trials_max, "seconds_max": self.seconds_max}
+        out = {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
+               "trials_max": self.trials_max, "seconds_max": self.seconds_max}
+        if self.trial_epochs is not None:
+            out.update(trial_epochs=self.trial_epochs, trial_epochs_full=self.trial_epochs_full)
+        return out
 
 
 def workers() -> int:
@@ -93,8 +102,8 @@ def past_runs(store: Store, *, on_ray: bool,
 def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
     """The study's size and ETA; `runs` (`past_runs`) calibrate the ETA to this machine."""
     plan = strategies.plan(preset.config, preset.study)
-    seconds = eta.estimate([t.config for t in plan.trials], runs or None,
-                           workers=workers()).seconds
+    configs_spent, halved = halving.planned([t.config for t in plan.trials], preset.study)
+    seconds = eta.estimate(configs_spent, runs or None, workers=workers()).seconds
     most, most_seconds = None, None
     if preset.study.adaptive:
         _, most = strategies.count_range(preset.config, preset.study)
@@ -104,7 +113,8 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | None = None) -> Cost:
                                     runs or None, workers=workers()).seconds
     return Cost(plan.strategy, plan.n_trials, seconds,
                 strategies.counts_by_strategy(preset.config, preset.study),
-                bool(preset.study.vary), most, most_seconds)
+                bool(preset.study.vary), most, most_seconds,
+                halved.with_halving if halved else None, halved.without if halved else None)
 
 
 def create_study(store: Store, preset: Preset, *, name: str | None = None,

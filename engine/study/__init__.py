@@ -5,6 +5,7 @@ table is still undecided (`seeds = "auto"`)."""
 
 from __future__ import annotations
 
+from engine.study import halving
 from engine.study.decisions import ALPHA, NEGLIGIBLE
 from engine.study.report import (
     StudyReport,
@@ -32,6 +33,7 @@ __all__ = [
     "changes",
     "decision",
     "first_round",
+    "halving",
     "flat_config",
     "next_round",
     "study_next_round",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.spec import StudySpec, halving_rungs
+from engine.spec import StudySpec, TrialConfig, halving_rungs, population_key
 
 
 rungs = halving_rungs  # the schedule, defined once in engine.spec (the presets check it too)
@@ -76,6 +76,11 @@ class HalvingCost:
     def ratio(self) -> float:
         return self.with_halving / self.without if self.without else 1.0
 
+    def text(self) -> str:
+        """"halving: 260 of 2,700 trial-epochs (10%)"."""
+        return (f"halving: {self.with_halving:,} of {self.without:,} trial-epochs "
+                f"({self.ratio:.0%})")
+
 
 def trial_epochs(bracket_sizes: Sequence[int], seeds: int, epochs: int, reduction: int,
                  rung_epochs: Sequence[int]) -> HalvingCost:
@@ -89,3 +94,32 @@ def trial_epochs(bracket_sizes: Sequence[int], seeds: int, epochs: int, reductio
             count, done = kept(count, reduction), epoch
         spent += count * (epochs - done)
     return HalvingCost(spent * seeds, sum(bracket_sizes) * seeds * epochs)
+
+
+def planned(configs: Sequence[TrialConfig], spec: StudySpec
+            ) -> tuple[list[TrialConfig], HalvingCost | None]:
+    """What a plan's trials (one config per trial, seeds repeated) will train under halving:
+    the same trials with the epochs each would reach if every bracket's first configurations
+    were the ones to go on (which ones is unknown before training; how many is not), and the
+    trial-epochs with and without halving. Unchanged, and None, without a pruner."""
+    if not spec.halving or not configs:
+        return list(configs), None
+    brackets: dict[tuple[object, ...], dict[TrialConfig, int]] = {}
+    for c in configs:
+        seeds = brackets.setdefault((c.data, population_key(c)), {})
+        seeds[c] = seeds.get(c, 0) + 1
+    out: list[TrialConfig] = []
+    spent = full = 0
+    for seeds in brackets.values():
+        order = list(seeds)
+        reached = {c: c.epochs for c in order}
+        going = order
+        for epoch in rungs(order[0].epochs, spec.reduction, spec.min_epochs):
+            for c in going[kept(len(going), spec.reduction):]:
+                reached[c] = epoch
+            going = going[: kept(len(going), spec.reduction)]
+        for c in order:
+            out += [c.replace(epochs=reached[c])] * seeds[c]
+            spent += reached[c] * seeds[c]
+            full += c.epochs * seeds[c]
+    return out, HalvingCost(spent, full)
