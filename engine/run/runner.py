@@ -268,7 +268,8 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
 class _Writer:
     """The trainer's callbacks: one store transaction per epoch of a population, and one per
     finished population. Trials stay `running` until `done` makes them completed or diverged
-    together with their final weights."""
+    together with their final weights; a trial pruned at a rung is marked so at once (its
+    curve up to the rung is stored), and gets its weights at `done`."""
 
     def __init__(self, store: Store, rows: list[Any]) -> None:
         self.store, self.rows = store, rows
@@ -276,12 +277,18 @@ class _Writer:
         self.finished: set[int] = set()
 
     def epoch(self, results: list[tuple[int, Any, str]]) -> None:
-        batch = []
-        for index, metrics, _status in results:
+        batch, pruned = [], []
+        for index, metrics, status in results:
             batch.append(EpochRow(self.rows[index].id, self.epochs[index], metrics.train_loss,
                                   metrics.val_loss, metrics.val_acc))
             self.epochs[index] += 1
+            if status == "pruned":  # finished now, so a resume never retrains it
+                pruned.append(FinishRow(self.rows[index].id, "pruned", None, None,
+                                        metrics.train_loss, metrics.val_loss, metrics.val_acc,
+                                        self.epochs[index]))
         self.store.record_epoch(batch)
+        if pruned:  # its weights come with the population's end (`done`)
+            self.store.finish_trials(pruned)
 
     def done(self, indices: list[int], outcomes: list[Any]) -> None:
         rows = []
