@@ -39,9 +39,9 @@ class Stopped(Exception):
 class Pruner(Protocol):
     """Successive halving's rungs, decided inside the trainer (the runner supplies one).
 
-    After `rungs` epochs, `stop` gets every trial of the population (running, diverged or
-    done) with its validation accuracies so far and returns the positions of the running
-    trials to stop there. Stopped trials end `pruned`, with their curve and weights at that
+    After `rungs` epochs, `stop` gets every trial the population started with (running,
+    diverged, done or pruned at an earlier rung) with its validation accuracies so far and
+    returns the positions of the trials to stop there. Stopped trials end `pruned`, with their curve and weights at that
     epoch, and leave the population's tensors. Picklable: it travels to worker processes.
     """
 
@@ -136,12 +136,14 @@ def _finish_epoch(pop: Population, splits: Splits, epoch: int, training: list[bo
         elif epoch + 1 >= pop.epochs[n]:
             out.status = "completed"
     if pruner is not None and epoch + 1 in pruner.rungs:
-        mine = [outcomes[pop.origin[n]] for n in range(pop.n)]
-        stop = pruner.stop(epoch + 1, pop.group.trials,
-                           [[m.val_acc for m in o.history] for o in mine])
-        for n in stop:
-            if mine[n].status == "running":
-                mine[n].status = "pruned"
+        # every trial the population started with, those pruned at earlier rungs included:
+        # each rung's decision is the chain of all rungs so far
+        stop = pruner.stop(epoch + 1, pop.members, [[m.val_acc for m in o.history]
+                                                    for o in outcomes])
+        for n in range(pop.n):
+            out = outcomes[pop.origin[n]]
+            if pop.origin[n] in stop and out.status == "running":
+                out.status = "pruned"
                 pop.alive[n] = False
     report = []
     cpu_params: Tensors = []

@@ -66,6 +66,7 @@ class Population:
         self.epochs = [c.epochs for c in self.configs]
         self.alive = [True] * self.n
         self.origin = list(range(self.n))  # position in the group as built (compact changes it)
+        self.members = list(group.trials)  # the group as built: what a rung ranks
         self.steps_done = 0
 
     def compact(self, keep: Sequence[int]) -> None:
