@@ -142,7 +142,7 @@ def test_the_vault_refuses_a_pruned_trial(trained) -> None:
     with Store(path) as store:
         study = store.study(halved)
         pruned = next(t for t in store.trials(halved) if t.status == "pruned")
-        with pytest.raises(VaultRefused, match="pruned by successive halving after [13] of its 9"):
+        with pytest.raises(VaultRefused, match=r"pruned by successive halving after [13] of its 9"):
             check_can_open(store, study, pruned)
 
 

@@ -218,8 +218,9 @@ class Store(StoreRecords):
                            [(status, error, ended, i) for i in trial_ids])
 
     def reset_unfinished(self, study_id: int) -> list[TrialRow]:
-        """Every trial not kept on resume (completed, diverged, pruned) back to pending with no progress (one transaction):
-        what a resume must train, including "running" zombies left by a dead runner."""
+        """Every trial not kept on resume (completed, diverged, pruned) back to pending with no
+        progress (one transaction): what a resume must train, including "running" zombies
+        left by a dead runner."""
         with self._write("resetting unfinished trials") as db:
             ids = [r[0] for r in db.execute(
                 "SELECT id FROM trials WHERE study_id = ? AND status NOT IN"

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from engine.spec import StudySpec, TrialConfig, halving_rungs, population_key
 
-
 rungs = halving_rungs  # the schedule, defined once in engine.spec (the presets check it too)
 
 

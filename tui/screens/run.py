@@ -20,7 +20,7 @@ from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine.run import executors
-from engine.spec import FINISHED_TRIALS, TrialConfig, pid_alive
+from engine.spec import FINISHED_TRIALS, StudySpec, TrialConfig, pid_alive
 from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
@@ -281,9 +281,23 @@ class RunScreen(PollingScreen):
             + (f"  [red]{s.error}[/]" if s.error else "")
             # an adaptive study's round on a line of its own: a narrow terminal would cut it
             + (f"\n{markup_safe(self.latest_round.reason)} ({self.latest_round.seeds} seeds)"
-               if self.latest_round else ""))
-        epochs = sum(t.epochs_done for t in self.trials.values())
+               if self.latest_round else "")
+            + self._halving_line())
+        # a pruned trial's epochs left are done: they are the saving
+        epochs = sum(TrialConfig.from_dict(t.config).epochs if t.status == "pruned"
+                     else t.epochs_done for t in self.trials.values())
         self.query_one("#run-progress", ProgressBar).update(progress=epochs)
+
+    def _halving_line(self) -> str:
+        """A halving study's rungs and the trial-epochs its pruning saved, on a line of its own."""
+        if self.study is None or self.study.spec.get("pruner") != "halving":
+            return ""
+        facts = report.halving_facts(StudySpec.from_dict(self.study.spec),
+                                     list(self.trials.values()))
+        rungs = ", ".join(str(r) for r in facts["rungs"]) or "none"
+        return (f"\nhalving: rungs after epochs {rungs}; {facts['pruned']} pruned, "
+                f"{facts['trial_epochs_saved']:,} of {facts['trial_epochs_full']:,} "
+                "trial-epochs saved")
 
     # -- plots ----------------------------------------------------------------------------------
 

@@ -41,8 +41,9 @@ class Pruner(Protocol):
 
     After `rungs` epochs, `stop` gets every trial the population started with (running,
     diverged, done or pruned at an earlier rung) with its validation accuracies so far and
-    returns the positions of the trials to stop there. Stopped trials end `pruned`, with their curve and weights at that
-    epoch, and leave the population's tensors. Picklable: it travels to worker processes.
+    returns the positions of the trials to stop there. Stopped trials end `pruned`, with
+    their curve and weights at that epoch, and leave the population's tensors. Picklable:
+    it travels to worker processes.
     """
 
     rungs: tuple[int, ...]
@@ -205,11 +206,11 @@ def train_population(
 
     on_epoch gets, once per epoch of each internal group, (index into trials, metrics, status)
     for every trial that trained that epoch; status is "running", "completed" (its last epoch),
-    "diverged" or "pruned". should_stop is polled about every POLL_S seconds of work; when it returns
-    True, `Stopped` is raised. compile=None decides per group (`should_compile`), False forces
-    eager, True compiles wherever a compiler is available. With a pruner, each population
-    holds whole brackets (`group_trials(whole=True)`), trials stopped at a rung end "pruned",
-    and the population is compacted (the step keeps its compile decision).
+    "diverged" or "pruned". should_stop is polled about every POLL_S seconds of work; when it
+    returns True, `Stopped` is raised. compile=None decides per group (`should_compile`),
+    False forces eager, True compiles wherever a compiler is available. With a pruner, each
+    population holds whole brackets (`group_trials(whole=True)`), trials stopped at a rung
+    end "pruned", and the population is compacted (the step keeps its compile decision).
     """
     device = torch.device(device)
     if len({t.config.data for t in trials}) > 1:
