@@ -91,7 +91,8 @@ def _check_halving(config: TrialConfig, study: StudySpec, ctx: Ctx) -> None:
                 "count; set train.epochs once instead of varying it")
         return
     if not halving_rungs(config.epochs, study.reduction, study.min_epochs):
-        blame = "study.min_epochs" if ctx.has("study.min_epochs") else "train.epochs"
+        raised = ctx.has("study.min_epochs") and study.min_epochs > 1
+        blame = "study.min_epochs" if raised else "train.epochs"
         ctx.add(blame, f"{origin} has no rung: the first is after epochs // reduction = "
                 f"{config.epochs} // {study.reduction} = {config.epochs // study.reduction}, "
                 f"which must be at least min_epochs = {study.min_epochs}; train more epochs or "
