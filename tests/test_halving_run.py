@@ -151,3 +151,33 @@ def test_the_cost_line_states_the_trial_epochs() -> None:
     assert cost.trial_epochs == 2 * (6 * 1 + 2 * 3 + 9) and cost.trial_epochs_full == 162
     assert "halving: 42 of 162 trial-epochs (26%)" in cost.line()
     assert actions.cost(parse_preset(HALVING.format(pruner="none"))).trial_epochs is None
+
+
+def test_the_cli_states_the_cost_the_rungs_and_the_saving(tmp_path: Path) -> None:
+    from tests.cli_helpers import hp
+
+    preset = tmp_path / "halving.toml"
+    preset.write_text(HALVING.format(pruner="halving"))
+    store = tmp_path / "store.db"
+    run = hp("run", str(preset), "--json", "--workers", "1", store=store, timeout=120)
+    assert run.code == 0, run.err
+    assert "halving: 42 of 162 trial-epochs (26%)" in run.err
+    data = run.json()
+    assert (data["pruner"], data["rungs"], data["pruned"]) == ("halving", [1, 3], 16)
+    shown = hp("show", "1", store=store)
+    assert "rungs after epochs 1, 3; 16 trials pruned (8 configurations)" in \
+        " ".join(shown.out.split())
+    preset.write_text(HALVING.format(pruner="halfway"))
+    bad = hp("run", str(preset), store=store)
+    assert bad.code != 0 and "study.pruner" in bad.err and "Traceback" not in bad.err
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_quick() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_halving.py"),
+                          "--quick"], capture_output=True, text=True, timeout=300, check=True)
+    assert "trial-epochs: 42 / 162 = 26%" in out.stdout
