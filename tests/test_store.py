@@ -151,7 +151,8 @@ def test_start_and_record_epochs(store: Store) -> None:
     assert m[b][1] == (1, None, None, 0.5)  # non-finite numbers read back as None
     assert m[999] == []
     assert store.study(sid).counts == {"pending": 0, "running": 1, "completed": 1,
-                                       "diverged": 1, "failed": 0, "interrupted": 0}
+                                       "diverged": 1, "failed": 0, "interrupted": 0,
+                                       "pruned": 0}
 
 
 def test_record_epoch_is_one_transaction(store: Store) -> None:

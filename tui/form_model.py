@@ -111,12 +111,16 @@ def build_text(name: str, description: str, values: dict[str, Any],
     if (sections["study"].get("batch") == StudySpec.batch
             and sections["study"].get("strategy") not in BATCHED_STRATEGIES):
         del sections["study"]["batch"]  # only a batched study reads it, as the writer says
+    if sections["study"].get("pruner", "none") == "none":  # only halving reads them
+        for key in _HALVING_ONLY:
+            sections["study"].pop(key, None)
     if sections["study"].get("negligible") == StudySpec.negligible:
         del sections["study"]["negligible"]  # the default, left unsaid as the engine's writer does
     return preset_text(name or "untitled", description, sections, vary)
 
 
 _AUTO_ONLY = ("min_seeds", "max_seeds")
+_HALVING_ONLY = ("pruner", "reduction", "min_epochs")
 
 
 def to_preset(text: str, base_dir: Path | None = None) -> Preset:

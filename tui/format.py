@@ -14,7 +14,8 @@ from rich.markup import escape
 
 MESSAGE_WHITESPACE = "\n\t"  # what a multi-line message may keep
 STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bold cyan",
-                "completed": "green", "interrupted": "magenta", "pending": "dim"}
+                "completed": "green", "interrupted": "magenta", "pending": "dim",
+                "pruned": "blue"}
 
 
 def fmt_value(v: Any) -> str:

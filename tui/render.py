@@ -42,7 +42,7 @@ def print_study(data: dict[str, Any]) -> None:
     place = executors.where(data.get("executor"), data.get("ray_address"))
     console.print(f"[bold]study {data['study']}{name}[/]: {markup_safe(data['preset'])}, "
                   f"{data['strategy']}, {status_text(data)}" + (f", {place}" if place else ""))
-    for line in rounds_lines(data):
+    for line in rounds_lines(data) + halving_lines(data):
         console.print(line, highlight=False)
     console.print(trials_table(data))
     if data.get("impact"):
@@ -60,6 +60,19 @@ def rounds_lines(data: dict[str, Any]) -> list[str]:
     return [f"{markup_safe(r['reason'])}: {r['seeds']} seeds"
             + (f", +{r['trials']} trials" if r.get("trials") else "")
             for r in data.get("rounds") or []]
+
+
+def halving_lines(data: dict[str, Any]) -> list[str]:
+    """A halving study's rungs and what pruning saved ([] without a pruner)."""
+    if data.get("pruner") != "halving":
+        return []
+    rungs = ", ".join(str(r) for r in data.get("rungs") or []) or "none"
+    full, saved = data.get("trial_epochs_full") or 0, data.get("trial_epochs_saved") or 0
+    share = f" ({saved / full:.0%})" if full else ""
+    return [f"halving (reduction {data.get('reduction')}): rungs after epochs {rungs}; "
+            f"{data.get('pruned', 0)} trials pruned ({data.get('pruned_configs', 0)} "
+            f"configurations), {saved:,} of {full:,} trial-epochs saved{share}; the impact "
+            "table uses the configurations trained to the end"]
 
 
 def varied_params(data: dict[str, Any]) -> list[str]:
@@ -321,7 +334,8 @@ def progress(total_epochs: int, n_trials: int) -> Iterator[Callable[[int, list[A
         def update(epochs_done: int, trials: list[Any]) -> None:
             counts = Counter(t.status for t in trials)
             finished = sum(counts[s] for s in FINISHED_TRIALS)
-            extra = "".join(f", {counts[s]} {s}" for s in ("diverged", "failed") if counts[s])
+            extra = "".join(f", {counts[s]} {s}" for s in ("diverged", "failed", "pruned")
+                            if counts[s])
             bar.update(task, completed=epochs_done,
                        description=f"{finished}/{n_trials} trials{extra}")
 

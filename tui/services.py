@@ -17,7 +17,7 @@ from engine.presets import Preset
 from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
 from engine.spec import FINISHED_TRIALS, StudySpec, TrialConfig, TrialStatus
 from engine.store import Store
-from engine.study import eta, samplers, strategies
+from engine.study import eta, halving, samplers, strategies
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Cost:
     # a batched (tpe) study: how many batches train one after another, and of how many
     batches: int | None = None
     batch: int | None = None
+    # pruner = "halving": trial-epochs it will train, and without it
+    trial_epochs: int | None = None
+    trial_epochs_full: int | None = None
 
     def trials_text(self) -> str:
         """"12 trials", or "12-192 trials" for an adaptive study."""
@@ -63,12 +66,18 @@ class Cost:
             text += " (seeds auto)"
         if self.batches is not None:
             text += f" (in {self.batches} sequential batches of {self.batch})"
+        if self.trial_epochs is not None and self.trial_epochs_full:
+            text += (f"; halving: {self.trial_epochs:,} of {self.trial_epochs_full:,} "
+                     f"trial-epochs ({self.trial_epochs / self.trial_epochs_full:.0%})")
         return text + (f"  (other strategies: {others})" if others else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
-                "trials_max": self.trials_max, "seconds_max": self.seconds_max,
-                "batches": self.batches, "batch": self.batch}
+        out = {"strategy": self.strategy, "trials": self.trials, "seconds": self.seconds,
+               "trials_max": self.trials_max, "seconds_max": self.seconds_max,
+               "batches": self.batches, "batch": self.batch}
+        if self.trial_epochs is not None:
+            out.update(trial_epochs=self.trial_epochs, trial_epochs_full=self.trial_epochs_full)
+        return out
 
 
 def workers() -> int:
@@ -181,8 +190,8 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | Calibration | None = 
         return Cost(plan.strategy, strategies.count(preset.config, study), seconds,
                     strategies.counts_by_strategy(preset.config, study), bool(study.vary),
                     batches=study.batches, batch=min(study.batch, study.samples))
-    seconds = eta.estimate([t.config for t in plan.trials], runs or None,
-                           workers=workers()).seconds
+    configs_spent, halved = halving.planned([t.config for t in plan.trials], preset.study)
+    seconds = eta.estimate(configs_spent, runs or None, workers=workers()).seconds
     most, most_seconds = None, None
     if preset.study.adaptive:
         _, most = strategies.count_range(preset.config, preset.study)
@@ -195,7 +204,10 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | Calibration | None = 
     return Cost(plan.strategy, plan.n_trials, seconds,
                 strategies.counts_by_strategy(preset.config, preset.study),
                 bool(preset.study.vary), most, most_seconds,
-                *(same if same is not None and preset.study.adaptive else (None, None)))
+                trials_likely=same[0] if same is not None and study.adaptive else None,
+                seconds_likely=same[1] if same is not None and study.adaptive else None,
+                trial_epochs=halved.with_halving if halved else None,
+                trial_epochs_full=halved.without if halved else None)
 
 
 def create_study(store: Store, preset: Preset, *, name: str | None = None,

@@ -12,7 +12,7 @@ from typing import Any
 from engine.presets.lines import KeyLocator
 from engine.presets.preset import Problem
 from engine.presets.write import dotted_key, toml_value
-from engine.spec import Range, StudySpec, TrialConfig, space
+from engine.spec import Range, StudySpec, TrialConfig, halving_rungs, space
 
 META_KEYS = ("name", "description")
 _STUDY_KEYS = tuple(p.key for p in space.params_in("study"))
@@ -73,7 +73,35 @@ def validate(raw: dict[str, Any], ctx: Ctx) -> tuple[str | None, str, TrialConfi
         _check_batched(study, ctx)
     _check_batch_sizes(config, study, ctx)
     _check_dataset_path(config, study, ctx)
+    if study.halving and strategy_ok:
+        _check_halving(config, study, ctx)
     return name, description, config, study
+
+
+def _check_halving(config: TrialConfig, study: StudySpec, ctx: Ctx) -> None:
+    """pruner = "halving" ranks configurations against each other at rungs of one epoch
+    count: it needs several configurations, a fixed seed count and one `epochs` for all."""
+    origin = ctx.origin("study.pruner", study.pruner)
+    if study.strategy in ("single", "sensitivity"):
+        ctx.add("study.pruner", f"{origin} ranks configurations against each other; use it "
+                f"with strategy 'grid' or 'random', not {study.strategy!r}")
+    if study.batched:  # a sampler would be told stopped configurations as if they had ended
+        ctx.add("study.pruner", f"{origin} does not combine with strategy "
+                f"{study.strategy!r} yet; use it with 'grid' or 'random'")
+    if study.adaptive:
+        ctx.add("study.seeds", f"{origin} needs a fixed number of seeds (all seeds of a "
+                "configuration go on or stop together), not seeds = \"auto\"")
+    if "epochs" in study.vary:
+        ctx.add("study.vary.epochs", f"{origin} stops configurations at rungs of one epoch "
+                "count; set train.epochs once instead of varying it")
+        return
+    if not halving_rungs(config.epochs, study.reduction, study.min_epochs):
+        raised = ctx.has("study.min_epochs") and study.min_epochs > 1
+        blame = "study.min_epochs" if raised else "train.epochs"
+        ctx.add(blame, f"{origin} has no rung: the first is after epochs // reduction = "
+                f"{config.epochs} // {study.reduction} = {config.epochs // study.reduction}, "
+                f"which must be at least min_epochs = {study.min_epochs}; train more epochs or "
+                "lower study.reduction or study.min_epochs")
 
 
 def _study_spec(values: dict[str, Any], vary: dict[str, list[Any] | Range],

@@ -99,7 +99,8 @@ class Executor(ABC):
 
     `train` reports every epoch through on_epoch and each finished population through
     on_done(indices, outcomes) as soon as it ends, so the runner keeps finished trials while
-    others still train; it raises the trainer's `Stopped` when should_stop() turns true.
+    others still train; it raises the trainer's `Stopped` when should_stop() turns true. A
+    `pruner` (engine.train's Pruner) goes to every population: successive halving's rungs.
     `resolve_device` turns --device into the device the populations will train on, raising
     `DeviceError` (engine.train) or `ExecutorError` (engine.run.executors) for one it cannot offer.
     """
@@ -115,7 +116,8 @@ class Executor(ABC):
 
     @abstractmethod
     def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
-              should_stop: Callable[[], bool], on_done: OnDone) -> None: ...
+              should_stop: Callable[[], bool], on_done: OnDone, *, pruner: Any = None
+              ) -> None: ...
 
     @abstractmethod
     def close(self) -> None: ...

@@ -31,21 +31,23 @@ class LocalExecutor(Executor):
         return str(device)
 
     def train(self, trials: Sequence[Any], splits: Any, device: Any, on_epoch: OnEpoch,
-              should_stop: Callable[[], bool], on_done: OnDone) -> None:
+              should_stop: Callable[[], bool], on_done: OnDone, *, pruner: Any = None
+              ) -> None:
         from engine.train import group_trials, train_population
 
         if self.workers <= 1 or len(trials) < 2 or device.type != "cpu":
-            for group in group_trials(trials, device):
+            for group in group_trials(trials, device, whole=pruner is not None):
                 outcomes = train_population(group.trials, splits, device=device,
                                             on_epoch=_reindexed(on_epoch, group.indices),
-                                            should_stop=should_stop)
+                                            should_stop=should_stop, pruner=pruner)
                 on_done(group.indices, outcomes)
             return
         if self._pool is None:
             from engine.run.pool import WorkerPool
 
             self._pool = WorkerPool(self.workers)
-        self._pool.train(trials, splits, device, on_epoch, should_stop, on_done=on_done)
+        self._pool.train(trials, splits, device, on_epoch, should_stop, on_done=on_done,
+                         pruner=pruner)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -69,6 +69,7 @@ class _Task:
     splits: Splits
     device: str
     compile: bool | None
+    pruner: Any = None  # engine.train's Pruner: successive halving's rungs
 
 
 def default_workers(device: torch.device | str = "cpu") -> int:
@@ -120,7 +121,7 @@ def _worker_main(parent_pid: int, tasks: Any, results: Any, stop: Any) -> None:
         try:
             outcomes = train_population(task.trials, task.splits, device=task.device,
                                         on_epoch=on_epoch, should_stop=stop.is_set,
-                                        compile=task.compile)
+                                        compile=task.compile, pruner=task.pruner)
             results.put(("done", tid, pack(outcomes)))
         except Stopped:
             results.put(("stopped", tid, None))
@@ -136,15 +137,16 @@ def _cost(trials: Sequence[Trial]) -> float:
     return steps * (250.0 + work / 30.0)
 
 
-def schedule(trials: Sequence[Trial], device: torch.device | str, workers: int
-             ) -> list[list[int]]:
+def schedule(trials: Sequence[Trial], device: torch.device | str, workers: int,
+             whole: bool = False) -> list[list[int]]:
     """Tasks for `workers` parallel trainers, as lists of indices into `trials`, longest first.
 
     Each population (the trainer's group_trials) is one task; one large enough that its
-    arithmetic outweighs the per-step dispatch is split into `workers` tasks."""
+    arithmetic outweighs the per-step dispatch is split into `workers` tasks, unless `whole`
+    (successive halving ranks a population's configurations: it must train in one piece)."""
     tasks: list[list[int]] = []
-    for group in group_trials(trials, device):
-        pieces = workers if len(group.indices) >= SPLIT_MIN_TRIALS else 1
+    for group in group_trials(trials, device, whole=whole):
+        pieces = workers if len(group.indices) >= SPLIT_MIN_TRIALS and not whole else 1
         tasks += [group.indices[k::pieces] for k in range(pieces)]
     return sorted(tasks, key=lambda share: -_cost([trials[i] for i in share]))
 
@@ -245,6 +247,7 @@ class WorkerPool:
         *,
         compile: bool | None = None,
         on_done: OnDone | None = None,
+        pruner: Any = None,
     ) -> list[TrialOutcome]:
         """train_population across the workers; outcomes in the order of `trials`.
 
@@ -267,8 +270,9 @@ class WorkerPool:
             raise RuntimeError("WorkerPool.train: the pool is closed")
         self._stop.clear()
         queued, shares = [], {}
-        for share in self.schedule(trials):
-            task = _Task(self._new_id(), [trials[i] for i in share], splits, str(device), compile)
+        for share in self.schedule(trials, whole=pruner is not None):
+            task = _Task(self._new_id(), [trials[i] for i in share], splits, str(device), compile,
+                         pruner)
             queued.append(task)
             shares[task.task_id] = share
         return self._collect(len(trials), queued, shares, on_epoch, should_stop, on_done)
@@ -277,9 +281,9 @@ class WorkerPool:
         self._next_id += 1
         return self._next_id
 
-    def schedule(self, trials: Sequence[Trial]) -> list[list[int]]:
+    def schedule(self, trials: Sequence[Trial], whole: bool = False) -> list[list[int]]:
         """Tasks as lists of indices into `trials`, longest first."""
-        return schedule(trials, self.device, self.workers)
+        return schedule(trials, self.device, self.workers, whole)
 
     def _collect(self, n: int, queued: list[_Task], shares: dict[int, list[int]],
                  on_epoch: OnEpoch | None, should_stop: Callable[[], bool] | None,

@@ -57,7 +57,7 @@ class PopulationsFailed(RuntimeError):
 
 
 def train_task(trials: list[Trial], splits: Splits, device: str,
-               compile: bool | None) -> Iterator[tuple[str, Any]]:
+               compile: bool | None, pruner: Any = None) -> Iterator[tuple[str, Any]]:
     """Yields ("started", facts), then ("epochs", [report, ...]) as epochs finish, then
     ("done", packed outcomes). The trainer runs in a thread because a generator cannot yield
     from inside the trainer's on_epoch callback."""
@@ -70,7 +70,8 @@ def train_task(trials: list[Trial], splits: Splits, device: str,
         try:
             outcomes = train_population(trials, splits, device=device,
                                         on_epoch=lambda report: messages.put(("epoch", report)),
-                                        should_stop=stop.is_set, compile=compile)
+                                        should_stop=stop.is_set, compile=compile,
+                                        pruner=pruner)
             messages.put(("done", pack(outcomes)))
         except BaseException as e:  # re-raised below, in the task's own thread
             messages.put(("error", e))
@@ -152,7 +153,8 @@ class RayExecutor(Executor):
         return max(1, int(self._ray.cluster_resources().get(kind, 1)))
 
     def train(self, trials: Sequence[Trial], splits: Splits, device: torch.device,
-              on_epoch: OnEpoch, should_stop: Callable[[], bool], on_done: OnDone) -> None:
+              on_epoch: OnEpoch, should_stop: Callable[[], bool], on_done: OnDone, *,
+              pruner: Any = None) -> None:
         ray = self._ray
         splits_ref = ray.put(splits)
         gpus = 1 if device.type == "cuda" else 0
@@ -162,10 +164,10 @@ class RayExecutor(Executor):
 
         def submit(share: list[int], number: int) -> None:
             task = self._task.options(num_cpus=1, num_gpus=gpus, name="hp-tui-population")
-            gen = task.remote([trials[i] for i in share], splits_ref, device.type, None)
+            gen = task.remote([trials[i] for i in share], splits_ref, device.type, None, pruner)
             running[gen] = _Attempt(share, number, [0] * len(share))
 
-        for share in schedule(trials, device, self._slots(device)):
+        for share in schedule(trials, device, self._slots(device), whole=pruner is not None):
             submit(share, 1)
         try:
             while running:

@@ -36,6 +36,7 @@ from typing import Any
 from engine.run.executors import Executor
 from engine.run.launcher import RunnerOptions
 from engine.run.local import LocalExecutor
+from engine.run.pruning import study_pruner, trained_epochs
 from engine.spec import DataConfig, ExitCode, StudySpec, TrialConfig
 from engine.store import (
     STALE_AFTER,
@@ -165,6 +166,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
         log.info("study %d stopped: %s", study_id, stop.reason)
         return ExitCode.INTERRUPTED
     seconds = max(0.0, time.monotonic() - started - (pauses.seconds - paused_before))
+    trained = trained_epochs(store, study, trained)
     if trained:
         store.record_run(study_id, trials=len(trained),
                          trial_steps=sum(trial_steps(c) for c in trained), seconds=seconds,
@@ -185,6 +187,7 @@ def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[
     from engine.train import DataError, Stopped, Trial, load_splits
 
     trained: list[TrialConfig] = []
+    pruner = study_pruner(store, study)  # successive halving's rungs, or None
     for data_cfg, rows in _by_data(todo):
         if stop.is_set():
             break
@@ -201,7 +204,7 @@ def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[
         trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
         store.start_trials([r.id for r in rows], device=where, torch_version=torch.__version__)
         try:
-            _train_group(store, executor, rows, trials, splits, device, where, stop)
+            _train_group(store, executor, rows, trials, splits, device, where, stop, pruner)
         except Stopped:
             break
         trained += [t.config for t in trials]
@@ -264,16 +267,19 @@ def _add_next_batch(store: Store, study: StudyRow) -> list[TrialRow]:
 
 
 def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list[Any],
-                 splits: Any, device: Any, where: str, stop: StopFlag) -> None:
+                 splits: Any, device: Any, where: str, stop: StopFlag, pruner: Any = None
+                 ) -> None:
     """Train one data group. If training raises, retrain its unfinished trials one by one so that
-    only the trials that really fail are marked failed (a trial that raises never sinks others)."""
+    only the trials that really fail are marked failed (a trial that raises never sinks others;
+    alone, a trial has no bracket to be ranked in: it trains to the end)."""
     import torch
 
     from engine.train import Stopped
 
     writer = _Writer(store, rows)
     try:
-        executor.train(trials, splits, device, writer.epoch, stop.is_set, writer.done)
+        executor.train(trials, splits, device, writer.epoch, stop.is_set, writer.done,
+                       pruner=pruner)
         return
     except (Stopped, LeaseLost):
         raise
@@ -295,7 +301,8 @@ def _train_group(store: Store, executor: Executor, rows: list[Any], trials: list
 class _Writer:
     """The trainer's callbacks: one store transaction per epoch of a population, and one per
     finished population. Trials stay `running` until `done` makes them completed or diverged
-    together with their final weights."""
+    together with their final weights; a trial pruned at a rung is marked so at once (its
+    curve up to the rung is stored), and gets its weights at `done`."""
 
     def __init__(self, store: Store, rows: list[Any]) -> None:
         self.store, self.rows = store, rows
@@ -303,12 +310,18 @@ class _Writer:
         self.finished: set[int] = set()
 
     def epoch(self, results: list[tuple[int, Any, str]]) -> None:
-        batch = []
-        for index, metrics, _status in results:
+        batch, pruned = [], []
+        for index, metrics, status in results:
             batch.append(EpochRow(self.rows[index].id, self.epochs[index], metrics.train_loss,
                                   metrics.val_loss, metrics.val_acc))
             self.epochs[index] += 1
+            if status == "pruned":  # finished now, so a resume never retrains it
+                pruned.append(FinishRow(self.rows[index].id, "pruned", None, None,
+                                        metrics.train_loss, metrics.val_loss, metrics.val_acc,
+                                        self.epochs[index]))
         self.store.record_epoch(batch)
+        if pruned:  # its weights come with the population's end (`done`)
+            self.store.finish_trials(pruned)
 
     def done(self, indices: list[int], outcomes: list[Any]) -> None:
         rows = []

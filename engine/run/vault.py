@@ -53,6 +53,12 @@ def data_refusal(study: StudyRow, trial: TrialRow) -> str | None:
 def check_can_open(store: Store, study: StudyRow, trial: TrialRow) -> None:
     """Raise VaultRefused when the vault cannot evaluate this trial now."""
     refusal = training_refusal(store, study)
+    if refusal is None and trial.status == "pruned":
+        refusal = (f"trial {trial.number} of study {study.id} was pruned by successive halving "
+                   f"after {trial.epochs_done} of its "
+                   f"{TrialConfig.from_dict(trial.config).epochs} epochs; only a configuration "
+                   "trained to the end can be evaluated on the test split (pick a completed "
+                   f"trial: hp-tui show {study.id})")
     if refusal is None and trial.status != "completed":
         refusal = (f"trial {trial.number} of study {study.id} is {trial.status}; only a "
                    "completed trial can be evaluated on the test split")

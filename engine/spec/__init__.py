@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from engine.spec.config import BATCHED_STRATEGIES, DataConfig, Range, StudySpec, TrialConfig
 from engine.spec.exit_codes import ExitCode
+from engine.spec.populations import population_key
 from engine.spec.predictions import EFFECT_SIZES
 from engine.spec.processes import pid_alive
+from engine.spec.rungs import halving_rungs
 from engine.spec.seeds import derive_seed, replicate_seed, seed_schedule
 from engine.spec.space import VARIABLE
 from engine.spec.statuses import (
@@ -34,7 +36,9 @@ __all__ = [
     "TrialConfig",
     "TrialStatus",
     "derive_seed",
+    "halving_rungs",
     "pid_alive",
+    "population_key",
     "replicate_seed",
     "seed_schedule",
 ]

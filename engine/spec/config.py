@@ -121,6 +121,13 @@ class StudySpec:
     max_seeds: int = space.AUTO_MAX_SEEDS
     negligible: float = 0.02  # the smallest effect worth caring about (the impact table)
     batch: int = space.TPE_BATCH  # configurations per batch of a batched (tpe) study
+    pruner: str = "none"  # "halving": successive halving (engine.study.halving)
+    reduction: int = 3
+    min_epochs: int = 1
+
+    @property
+    def halving(self) -> bool:
+        return self.pruner == "halving"
 
     @property
     def schedule(self) -> list[int]:
@@ -156,6 +163,8 @@ class StudySpec:
                                "samples": self.samples, "seed": self.seed,
                                "adaptive": self.adaptive, "max_seeds": self.max_seeds,
                                "negligible": self.negligible, "batch": self.batch}
+        if self.halving:  # only then: a study without a pruner keeps its shape
+            out.update(pruner=self.pruner, reduction=self.reduction, min_epochs=self.min_epochs)
         if vary:
             out["vary"] = vary
         return out
@@ -175,4 +184,7 @@ class StudySpec:
                    vary=vary, adaptive=bool(d.get("adaptive", False)),
                    max_seeds=int(d.get("max_seeds", seeds)),
                    negligible=float(d.get("negligible", cls.negligible)),
-                   batch=int(d.get("batch", cls.batch)))
+                   batch=int(d.get("batch", cls.batch)),
+                   pruner=str(d.get("pruner", cls.pruner)),
+                   reduction=int(d.get("reduction", cls.reduction)),
+                   min_epochs=int(d.get("min_epochs", cls.min_epochs)))

@@ -17,6 +17,7 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "silu")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LOSSES = ("mse", "bce", "bce_with_logits")
 STRATEGIES = ("single", "grid", "sensitivity", "random", "tpe")
+PRUNERS = ("none", "halving")
 
 MAX_DEPTH = 16
 AUTO = "auto"  # study.seeds = "auto": adaptive seeding
@@ -146,6 +147,17 @@ SPACE: tuple[Param, ...] = (
           "Configurations per batch of a tpe study, trained together as one population; a "
           "smaller batch lets the sampler learn more often, a larger one finishes sooner "
           "(tpe only).", minimum=1, maximum=100_000, variable=False),
+    Param("study", "pruner", "choice", "none",
+          "none: every configuration trains every epoch; halving: successive halving, only the "
+          "best 1/study.reduction of the configurations (mean over seeds) go on at each rung.",
+          choices=PRUNERS, variable=False),
+    Param("study", "reduction", "int", 3,
+          "Halving's reduction factor: rungs after epochs // reduction^k, and 1/reduction of "
+          "the configurations go on at each (pruner = \"halving\" only).",
+          minimum=2, maximum=100, variable=False),
+    Param("study", "min_epochs", "int", 1,
+          "Halving's first rung is never before this epoch (pruner = \"halving\" only).",
+          minimum=1, maximum=100_000, variable=False),
 )
 
 SECTIONS = ("data", "model", "train", "study")

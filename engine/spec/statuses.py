@@ -14,6 +14,9 @@ class TrialStatus(str, Enum):
     DIVERGED = "diverged"  # its loss became NaN or inf; frozen at the last finite step
     FAILED = "failed"  # its trainer raised; a resume trains it again
     INTERRUPTED = "interrupted"
+    # stopped at a rung of successive halving (`study.pruner`), with its curve and weights
+    # up to that epoch: finished, and never retrained on resume
+    PRUNED = "pruned"
 
     def __str__(self) -> str:
         return self.value
@@ -42,8 +45,9 @@ class StudyStatus(str, Enum):
         return self in FINISHED_STUDIES
 
 
-FINISHED_TRIALS = frozenset({TrialStatus.COMPLETED, TrialStatus.DIVERGED, TrialStatus.FAILED})
-KEPT_ON_RESUME = frozenset({TrialStatus.COMPLETED, TrialStatus.DIVERGED})
+FINISHED_TRIALS = frozenset({TrialStatus.COMPLETED, TrialStatus.DIVERGED, TrialStatus.FAILED,
+                             TrialStatus.PRUNED})
+KEPT_ON_RESUME = frozenset({TrialStatus.COMPLETED, TrialStatus.DIVERGED, TrialStatus.PRUNED})
 FINISHED_STUDIES = frozenset({StudyStatus.COMPLETED, StudyStatus.INTERRUPTED, StudyStatus.FAILED})
 TRIAL_STATUSES = tuple(s.value for s in TrialStatus)
 STUDY_STATUSES = tuple(s.value for s in StudyStatus)

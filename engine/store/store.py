@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.spec import STUDY_STATUSES, TRIAL_STATUSES, StudyStatus
+from engine.spec import KEPT_ON_RESUME, STUDY_STATUSES, TRIAL_STATUSES, StudyStatus
 from engine.store.records import StoreRecords
 from engine.store.rows import (
     BadName,
@@ -170,7 +170,8 @@ class Store(StoreRecords):
     def record_epoch(self, rows: Sequence[EpochRow]) -> None:
         """One epoch of a population, in one transaction."""
         for r in rows:
-            check_choice(r.status, ("running", "completed", "diverged", "failed"), "epoch status")
+            check_choice(r.status, ("running", "completed", "diverged", "failed", "pruned"),
+                         "epoch status")
         values = [(finite(r.train_loss), finite(r.val_loss), finite(r.val_acc)) for r in rows]
         now = now_iso()
         with self._write("recording an epoch") as db:
@@ -217,12 +218,14 @@ class Store(StoreRecords):
                            [(status, error, ended, i) for i in trial_ids])
 
     def reset_unfinished(self, study_id: int) -> list[TrialRow]:
-        """Every trial not completed/diverged back to pending with no progress (one transaction):
-        what a resume must train, including "running" zombies left by a dead runner."""
+        """Every trial not kept on resume (completed, diverged, pruned) back to pending with no
+        progress (one transaction): what a resume must train, including "running" zombies
+        left by a dead runner."""
         with self._write("resetting unfinished trials") as db:
             ids = [r[0] for r in db.execute(
-                "SELECT id FROM trials WHERE study_id = ? AND status NOT IN ('completed',"
-                " 'diverged')", (study_id,)).fetchall()]
+                "SELECT id FROM trials WHERE study_id = ? AND status NOT IN"
+                f" ({', '.join(repr(str(s)) for s in sorted(KEPT_ON_RESUME))})",
+                (study_id,)).fetchall()]
             self._forget_progress(db, ids)
             db.executemany("UPDATE trials SET status = 'pending', started = NULL WHERE id = ?",
                            [(i,) for i in ids])

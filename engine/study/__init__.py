@@ -6,6 +6,7 @@ table is still undecided (`seeds = "auto"`), samplers asks Optuna for a tpe stud
 
 from __future__ import annotations
 
+from engine.study import halving
 from engine.study.decisions import ALPHA, NEGLIGIBLE
 from engine.study.report import (
     StudyReport,
@@ -36,6 +37,7 @@ __all__ = [
     "decision",
     "first_round",
     "flat_config",
+    "halving",
     "next_round",
     "study_next_round",
     "study_report",

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.spec import StudySpec, TrialConfig, TrialStatus
 from engine.store import Store, StudyRow, TrialRow
-from engine.study import analysis
+from engine.study import analysis, halving
 
 
 def flat_config(trial: TrialRow) -> dict[str, Any]:
@@ -20,9 +20,30 @@ def flat_config(trial: TrialRow) -> dict[str, Any]:
 
 
 def trial_results(trials: list[TrialRow]) -> list[analysis.TrialResult]:
+    """The finished trials the analysis reads: those of configurations trained to the end (a
+    configuration pruned by halving counts nowhere, not even through a seed that diverged)."""
+    pruned = {json.dumps(t.config, sort_keys=True) for t in trials
+              if t.status == TrialStatus.PRUNED}
     return [analysis.TrialResult(number=t.number, config=flat_config(t), replicate=t.replicate,
                                  status=t.status, val_acc=t.val_acc)
-            for t in trials if TrialStatus(t.status).is_finished()]
+            for t in trials if TrialStatus(t.status).is_finished()
+            and t.status != TrialStatus.PRUNED
+            and json.dumps(t.config, sort_keys=True) not in pruned]
+
+
+def halving_facts(spec: StudySpec, trials: list[TrialRow]) -> dict[str, Any]:
+    """The pruner's part of a study's JSON: its rungs, the trials and configurations it
+    pruned, and the trial-epochs trained against the same study without pruning (the saving
+    counts the epochs each pruned trial did not train)."""
+    epochs = max((TrialConfig.from_dict(t.config).epochs for t in trials), default=0)
+    full = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
+    pruned = [t for t in trials if t.status == TrialStatus.PRUNED]
+    saved = sum(TrialConfig.from_dict(t.config).epochs - t.epochs_done for t in pruned)
+    return {"pruner": spec.pruner, "reduction": spec.reduction if spec.halving else None,
+            "rungs": list(halving.study_rungs(spec, epochs)), "pruned": len(pruned),
+            "pruned_configs": len({json.dumps(t.config, sort_keys=True) for t in pruned}),
+            "trial_epochs": sum(t.epochs_done for t in trials), "trial_epochs_full": full,
+            "trial_epochs_saved": saved}
 
 
 def impact(study: StudyRow, results: list[analysis.TrialResult],
@@ -133,6 +154,8 @@ class StudyReport:
     vault: dict[str, Any] | None = None
     # an adaptive study's rounds (RoundRow.to_dict: round, seeds, configs, trials, reason)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    # the pruner (halving_facts): "pruner", "rungs", "pruned", "trial_epochs", ...
+    halving: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         table = self.impact
@@ -158,6 +181,7 @@ class StudyReport:
             "negligible": table.negligible if table else None,
             "error_rate": analysis.ALPHA,
             "rounds": self.rounds,
+            **self.halving,
         }
         if self.error:
             out["error"] = self.error
@@ -188,7 +212,8 @@ def study_report(store: Store, study: StudyRow) -> StudyReport:
         data_fingerprints=study.data_files or [], error=study.error, interaction=interaction,
         predictions=(analysis.score_predictions(predictions, table)
                      if predictions and table else None),
-        vault=store.vault(study.id), rounds=[r.to_dict() for r in store.rounds(study.id)])
+        vault=store.vault(study.id), rounds=[r.to_dict() for r in store.rounds(study.id)],
+        halving=halving_facts(StudySpec.from_dict(study.spec), trials))
 
 
 def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def open_store(arg: str | None, *, readonly: bool = False) -> Iterator[Store]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.presets import load_preset, resolve_preset_arg, with_overrides
-    from engine.study import eta, strategies
+    from engine.study import eta, halving, strategies
 
     _check_name(args.name)
     _check_workers(args.workers)
@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         known = actions.calibration(store, on_ray=args.executor == "ray", preset=preset.name)
         runs, same = known.runs, known.same_study(preset)
-        estimate = eta.estimate([t.config for t in plan.trials], runs, workers=_workers(args))
+        configs_spent, _ = halving.planned([t.config for t in plan.trials], preset.study)
+        estimate = eta.estimate(configs_spent, runs, workers=_workers(args))
         if same is not None and not preset.study.adaptive:
             estimate = eta.Estimate(same[1], "as the same study here before")
         line = _size_line(preset, plan, estimate, runs, _workers(args))
@@ -95,7 +96,7 @@ def _size_line(preset: Any, plan: Any, estimate: Any, runs: list[tuple[float, fl
                workers: int) -> str:
     """"12 trials (6 configurations x 2 seeds), ETA 30 s"; for seeds = "auto" the range from
     the first round alone to every configuration at max_seeds, and the ETA of both ends."""
-    from engine.study import eta, strategies
+    from engine.study import eta, halving, strategies
 
     study = preset.study
     if study.batched:
@@ -106,8 +107,10 @@ def _size_line(preset: Any, plan: Any, estimate: Any, runs: list[tuple[float, fl
                 f"{study.batches} sequential batches of {min(study.batch, study.samples)}, "
                 f"each asked of the sampler after the last one trained, ETA {every.human()}")
     if not study.adaptive:
+        _, halved = halving.planned([t.config for t in plan.trials], study)
+        spent = f"; {halved.text()}" if halved else ""
         return (f"{plan.n_trials} trials ({plan.n_configs} configurations x {study.seeds} "
-                f"seeds), ETA {estimate.human()}")
+                f"seeds), ETA {estimate.human()}{spent}")
     _, most = strategies.count_range(preset.config, study)
     configs = [t.config for t in plan.trials if t.replicate == 0]
     per_config = most // max(1, plan.n_configs)
@@ -211,7 +214,14 @@ def _follow(store: Store, study_id: int, proc: Any) -> int:
                 return int(proc.wait(timeout=POLL_SECONDS))
             except subprocess.TimeoutExpired:
                 trials = store.trials(study_id)
-                bar(sum(t.epochs_done for t in trials), trials)
+                bar(sum(_epochs_counted(t) for t in trials), trials)
+
+
+def _epochs_counted(trial: Any) -> int:
+    """A trial's progress in trial-epochs: a pruned trial's remaining epochs are done (saved)."""
+    if trial.status == TrialStatus.PRUNED:
+        return int(TrialConfig.from_dict(trial.config).epochs)
+    return int(trial.epochs_done)
 
 
 def _print_result(store: Store, study_id: int, as_json: bool) -> int:

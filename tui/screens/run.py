@@ -21,7 +21,7 @@ from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine.run import executors
-from engine.spec import BATCHED_STRATEGIES, FINISHED_TRIALS, TrialConfig, pid_alive
+from engine.spec import BATCHED_STRATEGIES, FINISHED_TRIALS, StudySpec, TrialConfig, pid_alive
 from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
@@ -304,8 +304,11 @@ class RunScreen(PollingScreen):
             # an adaptive study's round, or a tpe study's batch, on a line of its own: a
             # narrow terminal would cut it
             + (f"\n{markup_safe(self._round_line(self.latest_round, s))}"
-               if self.latest_round else ""))
-        epochs = sum(t.epochs_done for t in self.trials.values())
+               if self.latest_round else "")
+            + self._halving_line())
+        # a pruned trial's epochs left are done: they are the saving
+        epochs = sum(TrialConfig.from_dict(t.config).epochs if t.status == "pruned"
+                     else t.epochs_done for t in self.trials.values())
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(progress=epochs)
         self.query_one("#run-eta", EtaLine).follow(
@@ -317,6 +320,17 @@ class RunScreen(PollingScreen):
         if study.strategy in BATCHED_STRATEGIES:
             return latest.reason
         return f"{latest.reason} ({latest.seeds} seeds)"
+
+    def _halving_line(self) -> str:
+        """A halving study's rungs and the trial-epochs its pruning saved, on a line of its own."""
+        if self.study is None or self.study.spec.get("pruner") != "halving":
+            return ""
+        facts = report.halving_facts(StudySpec.from_dict(self.study.spec),
+                                     list(self.trials.values()))
+        rungs = ", ".join(str(r) for r in facts["rungs"]) or "none"
+        return (f"\nhalving: rungs after epochs {rungs}; {facts['pruned']} pruned, "
+                f"{facts['trial_epochs_saved']:,} of {facts['trial_epochs_full']:,} "
+                "trial-epochs saved")
 
     # -- plots ----------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from engine.train.population.grouping import (
     Group,
     group_trials,
 )
-from engine.train.population.loop import OnDone, OnEpoch, Stopped, train_population
+from engine.train.population.loop import OnDone, OnEpoch, Pruner, Stopped, train_population
 
 __all__ = [
     "EPOCH_DATA_BYTES",
@@ -53,6 +53,7 @@ __all__ = [
     "Group",
     "OnDone",
     "OnEpoch",
+    "Pruner",
     "Stopped",
     "compile_available",
     "group_trials",

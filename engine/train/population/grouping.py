@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.spec import population_key
 from engine.train.reference import Trial
 
 WIDE_QUANTUM = 16  # wide layers are padded to a multiple of this many units
@@ -31,25 +32,24 @@ class Group:
     layout: str
 
 
-def group_trials(trials: Sequence[Trial], device: torch.device | str | None = None
-                 ) -> list[Group]:
+def group_trials(trials: Sequence[Trial], device: torch.device | str | None = None,
+                 whole: bool = False) -> list[Group]:
     """Split trials into populations by (batch size, depth, width class); order is kept.
 
     Widths are bucketed by the next power of two so that a [10] trial is not padded to [4096].
     On CPU a population is also capped so that its state stays within POP_STATE_BYTES: past the
     caches, wide trials train slower per trial in a larger population (measured: [64, 64] Adam,
     270 trial-epochs/s at N = 128, 150 at N = 512). Small one-hidden-layer groups are then
-    merged (`_merge_small_shallow`).
+    merged (`_merge_small_shallow`). whole=True keeps each key's trials in one population
+    (no cap): successive halving ranks a population's configurations at its rungs.
     """
     groups: dict[tuple[int, int, int], Group] = {}
     for i, t in enumerate(trials):
-        widest = max(t.config.hidden)
-        bucket = 1 << max(0, widest - 1).bit_length()
-        key = (t.config.batch_size, len(t.config.hidden), bucket)
+        key = population_key(t.config)
         groups.setdefault(key, Group([], [], _layout(t.config.hidden)))
         groups[key].indices.append(i)
         groups[key].trials.append(t)
-    if device is not None and torch.device(device).type != "cpu":
+    if whole or (device is not None and torch.device(device).type != "cpu"):
         return _merge_small_shallow(list(groups.values()))
     out = []
     for (_, depth, bucket), g in groups.items():

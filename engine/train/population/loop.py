@@ -11,15 +11,16 @@ import gc
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import torch
 
 from engine.train.data import Splits
 from engine.train.population.batching import batches, epoch_data, segment_steps
 from engine.train.population.compiled import steppers
-from engine.train.population.grouping import group_trials
+from engine.train.population.grouping import LANES, group_trials
 from engine.train.population.program import Tensors
-from engine.train.population.state import Population, Stepper
+from engine.train.population.state import FlatStep, Population, Stepper
 from engine.train.population.validation import validate
 from engine.train.reference import EpochMetrics, Trial, TrialOutcome
 
@@ -33,6 +34,22 @@ OnDone = Callable[[list[int], list[TrialOutcome]], None]
 
 class Stopped(Exception):
     """Raised by `train_population` when `should_stop()` said so; nothing is returned."""
+
+
+class Pruner(Protocol):
+    """Successive halving's rungs, decided inside the trainer (the runner supplies one).
+
+    After `rungs` epochs, `stop` gets every trial the population started with (running,
+    diverged, done or pruned at an earlier rung) with its validation accuracies so far and
+    returns the positions of the trials to stop there. Stopped trials end `pruned`, with
+    their curve and weights at that epoch, and leave the population's tensors. Picklable:
+    it travels to worker processes.
+    """
+
+    rungs: tuple[int, ...]
+
+    def stop(self, epochs: int, trials: Sequence[Trial], curves: Sequence[Sequence[float]]
+             ) -> set[int]: ...
 
 
 # --- the epoch loop -------------------------------------------------------------------------
@@ -56,8 +73,11 @@ class _Clock:
 
 
 def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Stepper,
-                 on_epoch: OnEpoch | None, clock: _Clock) -> list[TrialOutcome]:
-    """Train one population for its longest trial's epochs, reporting each epoch."""
+                 on_epoch: OnEpoch | None, clock: _Clock, pruner: Pruner | None = None,
+                 rebuild: Callable[[], tuple[Stepper, Stepper]] | None = None
+                 ) -> list[TrialOutcome]:
+    """Train one population for its longest trial's epochs, reporting each epoch; at a
+    pruner's rungs, trials stop and the population is compacted to those that go on."""
     batch, n_train = pop.configs[0].batch_size, len(splits.train)
     x_t = splits.train.x.t().contiguous().to(pop.device)
     y = splits.train.y.to(pop.device)
@@ -85,36 +105,55 @@ def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Step
             w_rest = torch.tensor(rest / n_train, dtype=torch.float64, device=pop.device)
             rest_step(xb, yb, etas[-1], bc2ss[-1], w_rest)
         pop.steps_done += full + (rest > 0)
-        _finish_epoch(pop, splits, epoch, training, outcomes, on_epoch, clock)
+        _finish_epoch(pop, splits, epoch, training, outcomes, on_epoch, clock, pruner)
+        if pruner is not None and rebuild is not None and epoch + 1 in pruner.rungs:
+            keep = [n for n in range(pop.n) if outcomes[pop.origin[n]].status == "running"]
+            if -(-len(keep) // LANES) < pop.np // LANES:  # only when it frees lanes
+                if isinstance(step, FlatStep):
+                    step.put_back()
+                pop.compact(keep)
+                step, rest_step = rebuild()
         clock.check(force=True)
     return outcomes
 
 
 def _finish_epoch(pop: Population, splits: Splits, epoch: int, training: list[bool],
                   outcomes: list[TrialOutcome], on_epoch: OnEpoch | None,
-                  clock: _Clock | None = None) -> None:
-    """Record the epoch's metrics and statuses, then report them in one callback."""
+                  clock: _Clock | None = None, pruner: Pruner | None = None) -> None:
+    """Record the epoch's metrics and statuses (a rung's decision included), then report them
+    in one callback."""
     still = pop.active.reshape(-1).tolist()
     losses = pop.loss_sum.reshape(-1).tolist()
     which = [n for n in range(pop.n) if training[n]]
-    report = []
-    cpu_params: Tensors = []
     check = clock.check if clock is not None else None
     validated = validate(pop, splits.val, which, check)
     for n, (val_loss, val_acc) in zip(which, validated, strict=True):
-        out = outcomes[n]
+        out = outcomes[pop.origin[n]]
         diverged = not still[n]
-        metrics = EpochMetrics(math.nan if diverged else losses[n], val_loss, val_acc)
-        out.history.append(metrics)
+        out.history.append(EpochMetrics(math.nan if diverged else losses[n], val_loss, val_acc))
         if diverged:
             out.status, out.diverged_epoch = "diverged", epoch
             pop.alive[n] = False
         elif epoch + 1 >= pop.epochs[n]:
             out.status = "completed"
+    if pruner is not None and epoch + 1 in pruner.rungs:
+        # every trial the population started with, those pruned at earlier rungs included:
+        # each rung's decision is the chain of all rungs so far
+        stop = pruner.stop(epoch + 1, pop.members, [[m.val_acc for m in o.history]
+                                                    for o in outcomes])
+        for n in range(pop.n):
+            out = outcomes[pop.origin[n]]
+            if pop.origin[n] in stop and out.status == "running":
+                out.status = "pruned"
+                pop.alive[n] = False
+    report = []
+    cpu_params: Tensors = []
+    for n in which:
+        out = outcomes[pop.origin[n]]
         if out.status != "running":
             cpu_params = cpu_params or [p.cpu() for p in pop.params]
             out.weights = pop.weights_of(n, cpu_params)
-        report.append((pop.group.indices[n], metrics, out.status))
+        report.append((pop.group.indices[n], out.history[-1], out.status))
     if on_epoch is not None and report:
         on_epoch(report)
 
@@ -161,14 +200,17 @@ def train_population(
     on_epoch: OnEpoch | None = None,
     should_stop: Callable[[], bool] | None = None,
     compile: bool | None = None,
+    pruner: Pruner | None = None,
 ) -> list[TrialOutcome]:
     """Train `trials` (all on the same data) as populations; outcomes in the order of `trials`.
 
     on_epoch gets, once per epoch of each internal group, (index into trials, metrics, status)
-    for every trial that trained that epoch; status is "running", "completed" (its last epoch)
-    or "diverged". should_stop is polled about every POLL_S seconds of work; when it returns
-    True, `Stopped` is raised. compile=None decides per group (`should_compile`), False forces
-    eager, True compiles wherever a compiler is available.
+    for every trial that trained that epoch; status is "running", "completed" (its last epoch),
+    "diverged" or "pruned". should_stop is polled about every POLL_S seconds of work; when it
+    returns True, `Stopped` is raised. compile=None decides per group (`should_compile`),
+    False forces eager, True compiles wherever a compiler is available. With a pruner, each
+    population holds whole brackets (`group_trials(whole=True)`), trials stopped at a rung
+    end "pruned", and the population is compacted (the step keeps its compile decision).
     """
     device = torch.device(device)
     if len({t.config.data for t in trials}) > 1:
@@ -176,9 +218,16 @@ def train_population(
     clock = _Clock(should_stop)
     results: dict[int, TrialOutcome] = {}
     with torch.no_grad(), _one_thread(device), _gc_paused():
-        for group in group_trials(trials, device):
+        for group in group_trials(trials, device, whole=pruner is not None):
             pop = Population(group, splits.n_features, device)
             step, rest_step = steppers(pop, splits, device, compile)
-            outcomes = _train_group(pop, splits, step, rest_step, on_epoch, clock)
+            compiled = not isinstance(step, FlatStep)
+
+            def rebuild(pop: Population = pop, compiled: bool = compiled
+                        ) -> tuple[Stepper, Stepper]:
+                return steppers(pop, splits, device, compiled)
+
+            outcomes = _train_group(pop, splits, step, rest_step, on_epoch, clock, pruner,
+                                    rebuild)
             results.update(zip(group.indices, outcomes, strict=True))
     return [results[i] for i in range(len(trials))]

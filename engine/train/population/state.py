@@ -65,7 +65,40 @@ class Population:
                        torch.zeros(self.vshape, dtype=torch.float64, device=device)]  # LOSS_SUM
         self.epochs = [c.epochs for c in self.configs]
         self.alive = [True] * self.n
+        self.origin = list(range(self.n))  # position in the group as built (compact changes it)
+        self.members = list(group.trials)  # the group as built: what a rung ranks
         self.steps_done = 0
+
+    def compact(self, keep: Sequence[int]) -> None:
+        """Only the trials at positions `keep` stay: every tensor indexed by trial (parameters,
+        optimizer state, hyperparameters and masks) and every per-trial list, the generators
+        (with their shuffles' state) included; np shrinks to the next multiple of LANES, so
+        the remaining steps cost less. A kept trial's numbers do not change (they never
+        depend on the population). Optimizer state held by a FlatStep must be put back into
+        `state` first (`FlatStep.put_back`); the steppers are then built again."""
+        keep = list(keep)
+        new_np = max(LANES, -(-len(keep) // LANES) * LANES)
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            dim = t.dim() - 1 if self.narrow else 0  # the trial dimension in this layout
+            shape = list(t.shape)
+            shape[dim] = new_np
+            out = torch.zeros(shape, dtype=t.dtype, device=t.device)
+            out.narrow(dim, 0, len(keep)).copy_(t.index_select(dim, index))
+            return out
+
+        self.state = [take(t) for t in self.state]
+        self.hp = {k: take(v) for k, v in self.hp.items()}
+        self.consts = [self.hp[k] for k in self.program.keys]
+        self.group = Group([self.group.indices[n] for n in keep],
+                           [self.group.trials[n] for n in keep], self.group.layout)
+        for name in ("configs", "generators", "epochs", "alive", "is_adam", "origin"):
+            values = getattr(self, name)
+            setattr(self, name, [values[n] for n in keep])
+        self.n, self.np = len(keep), new_np
+        self.vshape = (self.np,) if self.narrow else (self.np, 1, 1)
+        self.val_compiled = None
 
     def vec(self, values: Sequence[float] | Sequence[bool], dtype: torch.dtype = torch.float32
             ) -> torch.Tensor:
@@ -208,15 +241,21 @@ def _flatten(tensors: Tensors, narrow: bool) -> tuple[torch.Tensor, Tensors]:
     """One buffer holding `tensors` (copied) and views of it shaped like them: [P, N] with the
     trial last (narrow), [N, P] with the trial first (wide)."""
     n = tensors[0].shape[-1] if narrow else tensors[0].shape[0]
-    rows = [t.numel() // n for t in tensors]
     flat = (torch.cat([t.reshape(-1, n) for t in tensors]) if narrow
             else torch.cat([t.reshape(n, -1) for t in tensors], dim=1))
+    return flat, _views(flat, tensors, narrow)
+
+
+def _views(flat: torch.Tensor, tensors: Tensors, narrow: bool) -> Tensors:
+    """Views of `flat` (as `_flatten` lays it out) shaped like `tensors`."""
+    n = tensors[0].shape[-1] if narrow else tensors[0].shape[0]
+    rows = [t.numel() // n for t in tensors]
     views, start = [], 0
     for t, r in zip(tensors, rows, strict=True):
         part = flat[start : start + r] if narrow else flat[:, start : start + r]
         views.append(part.view(t.shape))
         start += r
-    return flat, views
+    return views
 
 
 class FlatStep:
@@ -242,14 +281,22 @@ class FlatStep:
         pop.state[:n_params] = views
         self.params = views
         self.g, self.grad_views = _flatten([torch.zeros_like(v) for v in views], pop.narrow)
-        m_slot, v_slot, u_slot = (pop.program.slices[i] for i in (1, 2, 3))
-        self.m, self.v, self.u = (torch.zeros_like(self.p) if sl.stop > sl.start else None
-                                  for sl in (m_slot, v_slot, u_slot))
+        # the optimizer state starts from the population's (zeros, or a compacted one's)
+        self.slots = [pop.program.slices[i] for i in (1, 2, 3)]
+        self.m, self.v, self.u = (_flatten(pop.state[sl], pop.narrow)[0]
+                                  if sl.stop > sl.start else None for sl in self.slots)
         self.hp = dict(zip(pop.program.keys, pop.consts, strict=True))
         # per-trial vectors broadcast against [P, N] as they are; against [N, P] as [N, 1]
         self.hp_flat = self.hp if pop.narrow else {
             k: t.view(pop.np, 1) for k, t in self.hp.items() if t.shape[1:] == (1, 1)}
         self.trial_dim = 0 if pop.narrow else 1  # the flat buffer's parameter dimension
+
+    def put_back(self) -> None:
+        """Its optimizer state into pop.state (as views), where `Population.compact` finds it."""
+        params = self.pop.state[: 2 * self.spec.depth]
+        for sl, flat in zip(self.slots, (self.m, self.v, self.u), strict=True):
+            if flat is not None:
+                self.pop.state[sl] = _views(flat, params, self.pop.narrow)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, eta: torch.Tensor, bc2s: torch.Tensor,
                  weight: torch.Tensor) -> None:
