@@ -43,6 +43,7 @@ def cmd_race(args: argparse.Namespace) -> int:
         raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     seeds = [preset.study.seed + i for i in range(args.seeds)]
     entrants: dict[str, list[race.Entrant]] = {}
+    skipped: dict[str, str] = {}
     for name in names:
         try:
             if name == "tpe":
@@ -51,6 +52,7 @@ def cmd_race(args: argparse.Namespace) -> int:
                               for s in seeds]
         except (SamplerMissing, ValueError) as e:
             commands.say(f"race: skipping {race.STRATEGIES[name]}: {e}")
+            skipped[name] = str(e)
             continue
         first = entrants[name][0]
         note = f" ({first.note})" if first.note else ""
@@ -67,6 +69,9 @@ def cmd_race(args: argparse.Namespace) -> int:
                 device=args.device, plan=e.plan) for e, s in zip(studies, seeds, strict=True)]
         failed = _train(store, [i for group in ids.values() for i in group], args)
         result = _result(store, preset.name, budget, seeds, ids)
+    for name, studies in entrants.items():
+        result["strategies"][name]["note"] = studies[0].note
+    result["skipped"] = skipped
     if args.json:
         print(json.dumps(result))
     else:
