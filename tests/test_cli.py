@@ -29,7 +29,7 @@ def store(tmp_path: Path) -> Path:
 def test_help_lists_every_command(store: Path) -> None:
     r = hp("--help", store=store)
     assert r.code == 0
-    for command in ("run", "resume", "studies", "show", "export", "vault", "presets"):
+    for command in ("run", "resume", "studies", "show", "export", "vault", "presets", "race"):
         assert command in r.out
 
 

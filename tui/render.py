@@ -340,3 +340,18 @@ def progress(total_epochs: int, n_trials: int) -> Iterator[Callable[[int, list[A
                        description=f"{finished}/{n_trials} trials{extra}")
 
         yield update
+
+
+def race_table(result: dict[str, Any]) -> None:
+    """`hp-tui race`'s table: per strategy, what it trained and the best it found at the end."""
+    table = Table(box=box.SIMPLE_HEAD, title=f"budget {result['budget']:,} trial-epochs per "
+                  f"study, study seeds {', '.join(str(s) for s in result['seeds'])}")
+    for title in ("strategy", "trials", "trial-epochs", "final best (mean)", "low - high"):
+        table.add_column(title, justify="left" if title == "strategy" else "right")
+    rows = sorted(result["strategies"].values(), key=lambda d: -(d["best"][-1] or 0.0))
+    for data in rows:
+        best, low, high = data["best"][-1], data["low"][-1], data["high"][-1]
+        table.add_row(markup_safe(data["label"]), str(data["trials"]),
+                      f"{data['trial_epochs']:,}", fmt_pct(best) if best is not None else "-",
+                      f"{fmt_pct(low)} - {fmt_pct(high)}" if low is not None else "-")
+    _console().print(table)

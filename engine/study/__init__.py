@@ -6,7 +6,7 @@ table is still undecided (`seeds = "auto"`), samplers asks Optuna for a tpe stud
 
 from __future__ import annotations
 
-from engine.study import halving
+from engine.study import halving, race
 from engine.study.decisions import ALPHA, NEGLIGIBLE
 from engine.study.report import (
     StudyReport,
@@ -39,6 +39,7 @@ __all__ = [
     "flat_config",
     "halving",
     "next_round",
+    "race",
     "study_next_round",
     "study_report",
     "trial_steps",

@@ -30,8 +30,11 @@ from tui.format import MESSAGE_WHITESPACE, control_character, printable
 POLL_SECONDS = 0.25
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+def dispatch(args: argparse.Namespace,
+             handler: Callable[[argparse.Namespace], int] | None = None) -> int:
+    """Run the command (or `handler`, for one that lives in its own module), its engine
+    errors turned into `UserError`s."""
+    handler = handler or COMMANDS[args.command]
     try:
         return handler(args)
     except PresetError as e:
@@ -63,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.study import eta, halving, strategies
 
     _check_name(args.name)
-    _check_workers(args.workers)
+    check_workers(args.workers)
     _check_placement(args.executor, args.ray_address, args.device)
     path = resolve_preset_arg(args.preset)
     preset = with_overrides(load_preset(path), strategy=args.strategy, seeds=args.seeds,
@@ -81,14 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if same is not None and preset.study.adaptive:
             line += (f"; likely ~{eta.format_seconds(same[1])} ({same[0]} trials, as the "
                      "same study here before)")
-        _say(f"{preset.name}: {plan.strategy} study, {line}")
+        say(f"{preset.name}: {plan.strategy} study, {line}")
         _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
                       device=args.device,
                       base_dir=preset.base_dir)
         study_id = actions.create_study(store, preset, name=args.name, device=args.device,
                                         plan=plan, executor=args.executor,
                                         ray_address=args.ray_address,
-                                        warn=lambda m: _say(f"hp-tui: warning: {m}"))
+                                        warn=lambda m: say(f"hp-tui: warning: {m}"))
         return _launch_and_follow(store, study_id, args)
 
 
@@ -122,7 +125,7 @@ def _size_line(preset: Any, plan: Any, estimate: Any, runs: list[tuple[float, fl
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    _check_workers(args.workers)
+    check_workers(args.workers)
     with open_store(args.store) as store:
         study = store.study(args.study)
         lease = store.lease(study.id)
@@ -135,14 +138,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         next_round = rounds.study_next_round(study, trials) if not todo else None
         left = samplers.remaining(study, trials) if not todo else 0
         if not todo and next_round is None and not left:
-            _say(f"study {study.id}: every trial is finished; nothing to resume")
+            say(f"study {study.id}: every trial is finished; nothing to resume")
             return _print_result(store, study.id, args.json)
         if next_round is not None:  # killed between two rounds of an adaptive study
-            _say(f"study {study.id}: every trial is finished; resuming with {next_round.reason}")
+            say(f"study {study.id}: every trial is finished; resuming with {next_round.reason}")
             return _launch_and_follow(store, study.id, args)
         if left:  # killed between two batches of a tpe study
             samplers.require(study.strategy)
-            _say(f"study {study.id}: every trial is finished; resuming with the next batch "
+            say(f"study {study.id}: every trial is finished; resuming with the next batch "
                  f"({left} configurations of the budget left)")
             return _launch_and_follow(store, study.id, args)
         _check_placement(args.executor or study.executor,
@@ -152,7 +155,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
                       executor=args.executor or study.executor,
                       device=args.device or study.device,
                       base_dir=study.base_dir)
-        _say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
+        say(f"study {study.id}: resuming {len(todo)} unfinished trial(s) of {len(trials)}")
         return _launch_and_follow(store, study.id, args)
 
 
@@ -170,15 +173,15 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) ->
                               "log": str(log_path(store.path, study_id))}))
         else:
             print(study_id)
-        _say(f"study {study_id} runs in the background (pid {proc.pid}); "
+        say(f"study {study_id} runs in the background (pid {proc.pid}); "
              f"follow it with `hp-tui show {study_id}`")
         return ExitCode.OK
     try:
         code = _follow(store, study_id, proc)
     except KeyboardInterrupt:
-        _say("stopping the runner...")
+        say("stopping the runner...")
         stop_runner(proc.pid)
-        _say(f"study {study_id} stopped; `hp-tui resume {study_id}` finishes it")
+        say(f"study {study_id} stopped; `hp-tui resume {study_id}` finishes it")
         return ExitCode.INTERRUPTED
     study = store.study(study_id)
     if code == ExitCode.BUSY:
@@ -187,8 +190,8 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) ->
         from engine.run import tail
 
         detail = study.error or tail(log_path(store.path, study_id), 15)
-        _say(f"study {study_id} {study.status}: {detail}")
-        _say(f"log: {log_path(store.path, study_id)}")
+        say(f"study {study_id} {study.status}: {detail}")
+        say(f"log: {log_path(store.path, study_id)}")
         if study.status == "interrupted":
             return ExitCode.INTERRUPTED
         return ExitCode.INVALID_INPUT if code == ExitCode.INVALID_INPUT else ExitCode.FAILED
@@ -196,7 +199,7 @@ def _launch_and_follow(store: Store, study_id: int, args: argparse.Namespace) ->
     failed = store.trials(study_id, statuses=["failed"])
     if failed:
         # the study finished, but a script must not mistake it for a clean one
-        _say(f"study {study_id}: {len(failed)} trial(s) failed, e.g. trial {failed[0].number}: "
+        say(f"study {study_id}: {len(failed)} trial(s) failed, e.g. trial {failed[0].number}: "
              f"{failed[0].error}; log: {log_path(store.path, study_id)}")
         return ExitCode.FAILED
     return ExitCode.OK
@@ -242,7 +245,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         if args.json:
             print("[]")
         else:
-            _say(f"no studies yet ({path} does not exist); start one with `hp-tui run notebook`")
+            say(f"no studies yet ({path} does not exist); start one with `hp-tui run notebook`")
         return ExitCode.OK
     with open_store(args.store, readonly=True) as store:
         rows = [_study_summary(store, s) for s in store.studies()]
@@ -283,7 +286,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"{out}: cannot write the export ({e.strerror or e})",
                         ExitCode.FAILED) from None
-    _say(f"wrote {out}")
+    say(f"wrote {out}")
     return ExitCode.OK
 
 
@@ -301,7 +304,7 @@ def cmd_vault(args: argparse.Namespace) -> int:
                 vault.check_can_open(store, study, trial)  # a refusal needs no confirmation
                 earlier = vault.earlier_evaluations(store, study, trial)
                 if earlier:
-                    _say(f"hp-tui: warning: {vault.seen_before_message(earlier)}")
+                    say(f"hp-tui: warning: {vault.seen_before_message(earlier)}")
                 if not args.yes:
                     _confirm_vault(study.id, trial.number, trial.val_acc, bool(earlier))
             record = vault.open_vault(store, study.id, args.trial)
@@ -371,7 +374,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(printable(message, keep=MESSAGE_WHITESPACE), file=sys.stderr, flush=True)
 
 
@@ -389,7 +392,7 @@ def max_workers() -> int:
     return os.cpu_count() or 1
 
 
-def _check_workers(workers: int | None) -> None:
+def check_workers(workers: int | None) -> None:
     if workers is not None and not 1 <= workers <= max_workers():
         raise UserError(f"--workers {workers}: expected 1 to {max_workers()} (one per CPU core "
                         "of this machine at most)", ExitCode.INVALID_INPUT)
@@ -431,10 +434,10 @@ def _check_placement(executor: str, ray_address: str | None, device: str | None)
             return
     except ExecutorError as e:
         raise UserError(str(e), ExitCode.INVALID_INPUT) from None
-    _check_device(device)
+    check_device(device)
 
 
-def _check_device(device: str | None) -> None:
+def check_device(device: str | None) -> None:
     """Refuse an absent device before anything is written, without importing torch.
 
     The runner checks again with torch; this catches the common mistakes early and cheaply.

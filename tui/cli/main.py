@@ -24,6 +24,7 @@ commands:
   export STUDY      write a study as csv, json or markdown
   vault STUDY       evaluate one trial on the locked test split, once per study
   presets           list the shipped presets and yours
+  race PRESET       race search strategies on a preset's space at one budget of trial-epochs
 
 Run `hp-tui` alone to open the terminal app. STUDY is a study's number or its --name.
 exit codes: 0 ok, 1 runner failure, 2 usage, 3 invalid preset or data (or a study too
@@ -134,6 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = add("presets", "list the shipped presets and your own")
     json_opt(presets)
+
+    race = add("race", "race search strategies on a preset's space at the same budget of "
+                       "trial-epochs: best validation accuracy so far against trial-epochs spent")
+    race.add_argument("preset", metavar="PRESET", help="a preset file, or a shipped preset's name")
+    race.add_argument("--strategies", metavar="A,B",
+                      help="comma-separated, of grid, random, sensitivity, halving (random "
+                           "search with successive halving), tpe (default: all)")
+    race.add_argument("--seeds", type=int, default=3, metavar="N",
+                      help="study seeds per strategy: the spread of the curves (default 3)")
+    race.add_argument("--budget", type=int, metavar="TRIAL_EPOCHS",
+                      help="trial-epochs per study (default: the preset's samples x epochs)")
+    race.add_argument("--workers", type=int, metavar="N",
+                      help="studies trained at once, one runner process each (default: one "
+                           "per core)")
+    race.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    store_opt(race)
+    json_opt(race)
     return parser
 
 
@@ -172,7 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tui.format import MESSAGE_WHITESPACE, printable
 
     try:
-        code = headless.dispatch(args)
+        handler = None
+        if args.command == "race":
+            from tui.cli.race import cmd_race
+
+            handler = cmd_race
+        code = headless.dispatch(args, handler)
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not at the exit's flush
         return code
     except KeyboardInterrupt:
