@@ -101,6 +101,13 @@ class OpenForm(Navigate):
 
 
 @dataclass
+class OpenRace(Navigate):
+    """A race of search strategies on a preset's space."""
+
+    preset: Preset
+
+
+@dataclass
 class OpenPresetCompare(Navigate):
     a: Preset
     b: Preset
@@ -146,3 +153,25 @@ class OpenCompare(Navigate):
 @dataclass
 class OpenVault(Navigate):
     study_id: int
+
+
+@dataclass
+class RacePlanned(Message):
+    """A race's plan (`tui.services.RacePlan`, None when the preset cannot race: `error`
+    says why) and the number of the preset's latest race in the store, if any."""
+
+    plan: Any
+    error: str | None
+    latest: int | None
+
+
+@dataclass
+class RacePolled(Message):
+    """A race as the store holds it now (`engine.study.race_store.race_result`)."""
+
+    result: dict[str, Any]
+    done: int  # studies completed
+    planned: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RacePolled)

@@ -19,6 +19,7 @@ from tui.messages import (
     OpenCompare,
     OpenForm,
     OpenPresetCompare,
+    OpenRace,
     OpenResults,
     OpenRun,
     OpenStudy,
@@ -30,6 +31,7 @@ from tui.screens.compare_presets import PresetCompareScreen
 from tui.screens.form import FormScreen
 from tui.screens.help import HelpScreen
 from tui.screens.presets import PresetsScreen
+from tui.screens.race import RaceScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.run import RunScreen
 from tui.screens.vault import VaultScreen
@@ -49,6 +51,8 @@ def navigate(app: HpTuiApp, message: Navigate) -> None:
             app.push_screen(FormScreen(preset))
         case OpenPresetCompare(a=a, b=b):
             app.push_screen(PresetCompareScreen(a, b))
+        case OpenRace(preset=preset):
+            app.push_screen(RaceScreen(preset))
         case OpenStudy(study_id=study_id, status=status):
             app.push_screen(ResultsScreen(study_id) if status == "completed"
                             else RunScreen(study_id))

@@ -210,6 +210,61 @@ def cost(preset: Preset, runs: list[tuple[float, float]] | Calibration | None = 
                 trial_epochs_full=halved.without if halved else None)
 
 
+RACE_SEEDS = 3  # study seeds of a race started from the app (`hp-tui race --seeds`)
+
+
+@dataclass(frozen=True)
+class RacePlan:
+    """What `hp-tui race PRESET` with its defaults would train: per strategy one line, and the
+    strategies it cannot run here with why."""
+
+    budget: int
+    seeds: list[int]
+    lines: dict[str, str]
+    skipped: dict[str, str]
+
+
+def race_plan(preset: Preset) -> RacePlan:
+    """The race's entrants as the CLI plans them (raises engine.study.race.RaceError)."""
+    from engine.study import SamplerMissing, race
+
+    budget = race.default_budget(preset.config, preset.study)
+    race.check(preset.config, preset.study, budget)
+    seeds = [preset.study.seed + i for i in range(RACE_SEEDS)]
+    lines: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name in race.STRATEGIES:
+        try:
+            if name == "tpe":
+                samplers.require("tpe")
+            first = race.entrant(name, preset.config, preset.study, budget, seeds[0])
+        except (SamplerMissing, ValueError) as e:
+            skipped[name] = str(e)
+            continue
+        note = f" ({first.note})" if first.note else ""
+        lines[name] = (f"{first.configurations} configurations, ~{first.planned_epochs} "
+                       f"trial-epochs{note}")
+    return RacePlan(budget, seeds, lines, skipped)
+
+
+def start_race(store: Store, preset_path: Path) -> Any:
+    """`hp-tui race PRESET` as a process of its own (its own session: it outlives the app and
+    a dropped connection); its output goes to a log beside the store's study logs."""
+    import subprocess
+    import sys
+
+    log = store.path.parent / "logs" / store.path.name / f"race-{preset_path.stem}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", "--store", str(store.path), "race",
+             str(preset_path), "--json"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, env=env, close_fds=True)
+
+
 def create_study(store: Store, preset: Preset, *, name: str | None = None,
                  device: str = "auto", plan: strategies.Plan | None = None,
                  executor: str = "local", ray_address: str | None = None,

@@ -2,11 +2,12 @@
 trials, analysis says which hyperparameters matter, eta prices a plan, report is the study as
 data (what `show --json`, the CLI tables and the app read), rounds adds seeds where the impact
 table is still undecided (`seeds = "auto"`), samplers asks Optuna for a tpe study's next batch
-(Optuna imported only there, only when asking)."""
+(Optuna imported only there, only when asking), race and race_store plan and read a race
+of strategies."""
 
 from __future__ import annotations
 
-from engine.study import halving, race
+from engine.study import halving, race, race_store
 from engine.study.decisions import ALPHA, NEGLIGIBLE
 from engine.study.report import (
     StudyReport,
@@ -40,6 +41,7 @@ __all__ = [
     "halving",
     "next_round",
     "race",
+    "race_store",
     "study_next_round",
     "study_report",
     "trial_steps",

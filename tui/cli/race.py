@@ -15,9 +15,9 @@ import sys
 import time
 from typing import Any
 
-from engine.spec import ExitCode, TrialStatus
+from engine.spec import ExitCode
 from engine.store import Store
-from engine.study import SamplerMissing, race, samplers
+from engine.study import SamplerMissing, race, race_store, samplers
 from tui.cli.errors import UserError
 
 POLL_SECONDS = 0.2
@@ -61,14 +61,15 @@ def cmd_race(args: argparse.Namespace) -> int:
     if not entrants:
         raise UserError("no strategy can run on this space (see above)", ExitCode.INVALID_INPUT)
     with commands.open_store(args.store) as store:
-        run = _free_run(store, preset.name, entrants, seeds)
+        run = race_store.free_run((s.name for s in store.studies()), preset.name, entrants,
+                                  seeds)
         ids: dict[str, list[int]] = {}
         for name, studies in entrants.items():
             ids[name] = [actions.create_study(
                 store, _as_preset(preset, e), name=race.study_name(preset.name, name, s, run),
                 device=args.device, plan=e.plan) for e, s in zip(studies, seeds, strict=True)]
         failed = _train(store, [i for group in ids.values() for i in group], args)
-        result = _result(store, preset.name, budget, seeds, ids)
+        result = race_store.race_result(store, preset.name, budget, seeds, ids)
     for name, studies in entrants.items():
         result["strategies"][name]["note"] = studies[0].note
     result["skipped"] = skipped
@@ -87,16 +88,6 @@ def _as_preset(preset: Any, e: race.Entrant) -> Any:
     import dataclasses
 
     return dataclasses.replace(preset, study=e.spec)
-
-
-def _free_run(store: Store, preset: str, entrants: dict[str, list[race.Entrant]],
-              seeds: list[int]) -> int:
-    """The first race number whose study names are all free in the store (1, 2, ...)."""
-    taken = {s.name for s in store.studies()}
-    run = 1
-    while any(race.study_name(preset, n, s, run) in taken for n in entrants for s in seeds):
-        run += 1
-    return run
 
 
 def _train(store: Store, study_ids: list[int], args: argparse.Namespace) -> list[int]:
@@ -131,29 +122,6 @@ def _train(store: Store, study_ids: list[int], args: argparse.Namespace) -> list
         commands.say("race stopped; its studies are in the store (`hp-tui studies`)")
         raise
     return [sid for sid in study_ids if store.study(sid).status != "completed"]
-
-
-def _points(store: Store, study_id: int) -> list[tuple[int, float | None, bool]]:
-    """A study's trials in number order: (epochs trained, val acc, trained to the end)."""
-    rows = sorted(store.trials(study_id), key=lambda t: t.number)
-    return [(int(t.epochs_done), t.val_acc, t.status == TrialStatus.COMPLETED) for t in rows]
-
-
-def _result(store: Store, preset: str, budget: int, seeds: list[int],
-            ids: dict[str, list[int]]) -> dict[str, Any]:
-    grid = race.budget_grid(budget)
-    out: dict[str, Any] = {"preset": preset, "budget": budget, "seeds": seeds,
-                           "strategies": {}}
-    for name, studies in ids.items():
-        points = [_points(store, sid) for sid in studies]
-        best, low, high = race.aggregate([race.curve(p, grid) for p in points])
-        spent = [min(budget, sum(e for e, _, _ in p)) for p in points]
-        out["strategies"][name] = {
-            "label": race.STRATEGIES[name], "budget": grid, "best": best, "low": low,
-            "high": high, "studies": studies,
-            "trials": round(sum(len(p) for p in points) / len(points)),
-            "trial_epochs": round(sum(spent) / len(spent))}
-    return out
 
 
 # --- printing --------------------------------------------------------------------------------

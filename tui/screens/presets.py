@@ -17,7 +17,7 @@ from engine.store import Store, StoreError, StudyRow
 from engine.study import report
 from tui import services as actions
 from tui.format import styled_status
-from tui.messages import OpenForm, OpenPresetCompare, OpenStudy, StudiesPolled
+from tui.messages import OpenForm, OpenPresetCompare, OpenRace, OpenStudy, StudiesPolled
 from tui.screens.base import PaletteCommand
 from tui.screens.polling import PollingScreen, nap
 
@@ -51,6 +51,8 @@ class PresetsScreen(PollingScreen):
         Binding("space", "mark", "Mark", tooltip="Mark a preset to compare", id="mark"),
         Binding("c", "compare", "Compare", tooltip="The marked preset vs the highlighted one",
                 id="compare"),
+        Binding("r", "race", "Race", tooltip="Race the search strategies on this preset",
+                id="race"),
         Binding("f5", "reload", "Reload", tooltip="Look for preset files again", id="reload"),
     ]
 
@@ -118,7 +120,7 @@ class PresetsScreen(PollingScreen):
         return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("mark", "compare"):  # they act on the presets table only
+        if action in ("mark", "compare", "race"):  # they act on the presets table only
             return self.focused is not None and self.focused.id == "presets"
         return True
 
@@ -148,6 +150,15 @@ class PresetsScreen(PollingScreen):
             self.notify("an invalid preset cannot be compared; fix it first", severity="error")
             return
         self.post_message(OpenPresetCompare(a, b))
+
+    def action_race(self) -> None:
+        i = self._highlighted_preset()
+        preset = self.presets[i].preset if i is not None else None
+        if preset is None:
+            self.notify("highlight a valid preset to race its search strategies",
+                        severity="warning")
+            return
+        self.post_message(OpenRace(preset))
 
     def action_switch_table(self) -> None:
         target = "#studies" if self.focused and self.focused.id == "presets" else "#presets"
