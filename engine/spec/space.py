@@ -96,12 +96,12 @@ SPACE: tuple[Param, ...] = (
           minimum=1, maximum=10_000_000),
     Param("data", "noise", "float", 0.4, "Standard deviation of the Gaussian noise on each point.",
           minimum=0.0, maximum=100.0),
+    Param("data", "seed", "int", 0, "Seed of the data (the same seed gives the same points).",
+          minimum=0, maximum=2**31 - 1),
     Param("data", "preprocess", "choice", "none",
           "Input scaling, per feature, with statistics of the training split only: none; "
           "standardize (mean 0, standard deviation 1); minmax (the training range to [0, 1]).",
           choices=PREPROCESS),
-    Param("data", "seed", "int", 0, "Seed of the data (the same seed gives the same points).",
-          minimum=0, maximum=2**31 - 1),
     # model
     Param("model", "hidden", "widths", [10],
           "Widths of the hidden layers; [10] is the notebook's [2, 10, 1] network."),
