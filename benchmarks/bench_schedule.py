@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.spec import DataConfig, TrialConfig  # noqa: E402
-from engine.train import Trial, load_splits, train_population  # noqa: E402
+from engine.spec import DataConfig, TrialConfig
+from engine.train import Trial, load_splits, train_population
 
 
 def seconds(cfg: TrialConfig, n: int, compile: bool) -> float:

@@ -177,3 +177,53 @@ def test_preprocessed_trials_train_alike_in_both_trainers():
                               schedule="cosine"), 3)
     (ours,) = train_population([trial], splits, compile=False)
     assert_close(ours, train_reference(trial, splits))
+
+
+# --- presets and studies ------------------------------------------------------------------
+
+SCHEDULED_PRESET = """name = "knobs"
+[data]
+preprocess = "minmax"
+[train]
+schedule = "step"
+warmup_epochs = 2
+gamma = 0.5
+step_epochs = 3
+min_lr = 0.0001
+[study]
+strategy = "grid"
+seeds = 1
+[study.vary]
+schedule = ["constant", "cosine"]
+preprocess = ["none", "standardize"]
+"""
+
+
+def test_the_knobs_parse_vary_and_round_trip():
+    from engine.presets import parse_preset, preset_to_toml
+    from engine.study import strategies
+
+    preset = parse_preset(SCHEDULED_PRESET)
+    cfg = preset.config
+    assert (cfg.schedule, cfg.warmup_epochs, cfg.gamma, cfg.step_epochs, cfg.min_lr,
+            cfg.data.preprocess) == ("step", 2, 0.5, 3, 0.0001, "minmax")
+    again = parse_preset(preset_to_toml(preset))
+    assert again.config == cfg and again.study == preset.study
+    planned = strategies.plan(cfg, preset.study)
+    pairs = {(t.config.schedule, t.config.data.preprocess) for t in planned.trials}
+    assert pairs == {("constant", "none"), ("constant", "standardize"), ("cosine", "none"),
+                     ("cosine", "standardize")}
+
+
+def test_trials_that_differ_in_preprocess_are_different_data_groups():
+    """The runner loads (and scales) the splits once per data section: a preprocess of its own
+    is a group of its own, never another group's inputs."""
+    from types import SimpleNamespace
+
+    from engine.run import runner
+
+    rows = [SimpleNamespace(config=TrialConfig(data=DataConfig(preprocess=p)).to_dict())
+            for p in ("none", "standardize", "none", "minmax")]
+    groups = runner._by_data(rows)
+    assert sorted((d.preprocess, len(g)) for d, g in groups) == [
+        ("minmax", 1), ("none", 2), ("standardize", 1)]
