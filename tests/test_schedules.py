@@ -227,3 +227,34 @@ def test_trials_that_differ_in_preprocess_are_different_data_groups():
     groups = runner._by_data(rows)
     assert sorted((d.preprocess, len(g)) for d, g in groups) == [
         ("minmax", 1), ("none", 2), ("standardize", 1)]
+
+
+def test_scheduled_survivors_of_halving_are_bitwise_those_trained_without_it(splits):
+    """Compacting a population keeps each survivor's schedule (AdamW's per-epoch decay
+    included): its numbers are those of the same trial trained without halving."""
+    from engine.study import halving
+
+    class Pruner:
+        rungs = halving.rungs(4, 2)
+
+        def stop(self, epochs, trials, curves):
+            by_config: dict[TrialConfig, list] = {}
+            for t, c in zip(trials, curves, strict=True):
+                by_config.setdefault(t.config, []).append(c)
+            stopped = halving.decide(self.rungs, 2, by_config, epochs)
+            return {n for n, t in enumerate(trials) if stopped.get(t.config) == epochs}
+
+    trials = []
+    for c in range(20):  # 40 trials: 64 lanes, 32 after the first rung
+        opt = ("adamw", "sgd", "adam", "rmsprop")[c % 4]
+        cfg = TrialConfig(data=DATA, optimizer=opt, lr=0.003 + 0.002 * c, epochs=4,
+                          weight_decay=0.1, schedule=SCHEDULES[c % 3], warmup_epochs=c % 2,
+                          step_epochs=1, gamma=0.5)
+        trials += [Trial(cfg, 1000 + s) for s in range(2)]
+    full = train_population(trials, splits, compile=False)
+    halved = train_population(trials, splits, compile=False, pruner=Pruner())
+    assert [len(o.history) for o in halved].count(1) == 20
+    for a, b in zip(full, halved, strict=True):
+        n = len(b.history)
+        assert [m.val_loss for m in a.history[:n]] == [m.val_loss for m in b.history]
+        assert [m.train_loss for m in a.history[:n]] == [m.train_loss for m in b.history]
