@@ -286,3 +286,48 @@ def test_the_app_launches_on_the_ray_it_was_opened_with(store: Store) -> None:
     study = store.study(study_id)
     assert (study.executor, study.ray_address) == ("ray", "local")
     assert {t.device for t in store.trials(study_id)} == {"ray:cpu"}
+
+
+SCHEDULED = """name = "scheduled"
+[train]
+epochs = 6
+schedule = "cosine"
+warmup_epochs = 2
+[study]
+seeds = 1
+"""
+
+
+def test_the_selected_trials_plot_draws_its_lr_schedule(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial with a schedule: its plot's title names it and its lr per epoch is drawn
+    against the right-hand axis, over the epochs trained so far."""
+    study_id = actions.create_study(store, parse_preset(SCHEDULED))
+    (trial,) = store.trials(study_id)
+    store.record_epoch([EpochRow(trial.id, e, 0.5 - 0.05 * e, 0.5 - 0.04 * e, 0.6)
+                        for e in range(4)])
+    drawn: list[tuple[str, Any]] = []
+    real_draw = LossPlot.draw
+
+    def spy(plot: LossPlot, title: str, series: Any, **kw: Any) -> None:
+        if plot.id == "plot-selected":
+            drawn.append((title, kw.get("lr")))
+        real_draw(plot, title, series, **kw)
+
+    async def go() -> None:
+        app = HpTuiApp(store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            monkeypatch.setattr(LossPlot, "draw", spy)
+            app.push_screen(RunScreen(study_id))
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            await until(pilot, lambda: screen.plots_settled() and any(
+                lr is not None for _, lr in drawn))
+
+    run(go())
+    title, lr = [d for d in drawn if d[1] is not None][-1]
+    assert title == "trial 1, lr cosine to 0 + warm-up 2"
+    label, xs, ys = lr
+    assert label == "lr" and xs == [1.0, 2.0, 3.0, 4.0]
+    assert ys == pytest.approx([0.01 / 3, 0.02 / 3, 0.01, 0.01 * (1 + 0.5 ** 0.5) / 2])

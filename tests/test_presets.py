@@ -35,8 +35,8 @@ SHIPPED = sorted((ROOT / "presets").glob("*.toml"))
 BAD_DIR = Path(__file__).resolve().parent / "bad_presets"
 BAD = sorted(BAD_DIR.glob("*.toml"))
 EXPECTED_SHIPPED = {"notebook", "exercise1_optimizer", "exercise2_architecture",
-                    "exercise3_loss", "tuned", "lr_x_architecture", "tiny", "random_search",
-                    "race"}
+                    "exercise3_loss", "exercise4_schedule", "tuned", "lr_x_architecture",
+                    "tiny", "random_search", "race"}
 
 
 def refused(path: str | Path) -> PresetError:

@@ -9,6 +9,7 @@ from engine.spec.populations import population_key
 from engine.spec.predictions import EFFECT_SIZES
 from engine.spec.processes import pid_alive
 from engine.spec.rungs import halving_rungs
+from engine.spec.schedules import describe_schedule, lr_at, lr_curve
 from engine.spec.seeds import derive_seed, replicate_seed, seed_schedule
 from engine.spec.space import VARIABLE
 from engine.spec.statuses import (
@@ -36,7 +37,10 @@ __all__ = [
     "TrialConfig",
     "TrialStatus",
     "derive_seed",
+    "describe_schedule",
     "halving_rungs",
+    "lr_at",
+    "lr_curve",
     "pid_alive",
     "population_key",
     "replicate_seed",

@@ -23,6 +23,7 @@ class DataConfig:
     test_size: int = 1000
     noise: float = 0.4
     seed: int = 0
+    preprocess: str = "none"  # "standardize" | "minmax": scaled with the training split's stats
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class TrialConfig:
     batch_size: int = 10
     epochs: int = 10
     loss: str = "mse"
+    # the learning-rate schedule, per epoch (engine.spec.schedules)
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    gamma: float = 0.1
+    step_epochs: int = 5
+    min_lr: float = 0.0
 
     def layers(self, n_features: int = 2) -> tuple[int, ...]:
         """Layer sizes in the notebook's notation: inputs, hidden widths, one output logit."""

@@ -18,6 +18,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LOSSES = ("mse", "bce", "bce_with_logits")
 STRATEGIES = ("single", "grid", "sensitivity", "random", "tpe")
 PRUNERS = ("none", "halving")
+SCHEDULES = ("constant", "step", "cosine")
+PREPROCESS = ("none", "standardize", "minmax")
 
 MAX_DEPTH = 16
 AUTO = "auto"  # study.seeds = "auto": adaptive seeding
@@ -96,6 +98,10 @@ SPACE: tuple[Param, ...] = (
           minimum=0.0, maximum=100.0),
     Param("data", "seed", "int", 0, "Seed of the data (the same seed gives the same points).",
           minimum=0, maximum=2**31 - 1),
+    Param("data", "preprocess", "choice", "none",
+          "Input scaling, per feature, with statistics of the training split only: none; "
+          "standardize (mean 0, standard deviation 1); minmax (the training range to [0, 1]).",
+          choices=PREPROCESS),
     # model
     Param("model", "hidden", "widths", [10],
           "Widths of the hidden layers; [10] is the notebook's [2, 10, 1] network."),
@@ -117,6 +123,22 @@ SPACE: tuple[Param, ...] = (
     Param("train", "loss", "choice", "mse",
           "mse and bce apply a sigmoid to the logit first; bce_with_logits takes the logit.",
           choices=LOSSES),
+    Param("train", "schedule", "choice", "constant",
+          "Learning rate per epoch: constant; step (times train.gamma every train.step_epochs "
+          "epochs); cosine (from lr down to train.min_lr over the epochs after the warm-up).",
+          choices=SCHEDULES),
+    Param("train", "warmup_epochs", "int", 0,
+          "Linear warm-up before the schedule: epoch e < warmup_epochs trains at "
+          "lr * (e + 1) / (warmup_epochs + 1); 0: none.", minimum=0, maximum=100_000),
+    Param("train", "gamma", "float", 0.1,
+          "The step schedule's factor: the lr is multiplied by it every train.step_epochs "
+          "epochs (schedule = \"step\" only).", minimum=0.0, maximum=1.0, min_exclusive=True),
+    Param("train", "step_epochs", "int", 5,
+          "Epochs between the step schedule's drops (schedule = \"step\" only).",
+          minimum=1, maximum=100_000),
+    Param("train", "min_lr", "float", 0.0,
+          "The cosine schedule's final learning rate (schedule = \"cosine\" only).",
+          minimum=0.0, maximum=100.0),
     # study
     Param("study", "strategy", "choice", "single",
           "single: the preset as is; grid: every combination of study.vary; sensitivity: one "

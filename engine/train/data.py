@@ -10,6 +10,7 @@ the same points, whatever else the process has drawn from the global RNG.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -41,21 +42,63 @@ class Splits:
 
 
 def load_splits(cfg: DataConfig, base_dir: Path | None = None) -> Splits:
-    """Training and validation splits for `cfg`. Never generates or reads the test split."""
+    """Training and validation splits for `cfg`, preprocessed as `cfg.preprocess` says with
+    the training split's statistics. Never generates or reads the test split."""
+    raw = _raw_splits(cfg, base_dir)
+    scale = Scaling.of(cfg.preprocess, raw.train)
+    return Splits(scale.apply(raw.train), scale.apply(raw.val))
+
+
+def test_split(cfg: DataConfig, base_dir: Path | None = None) -> Split:
+    """The held-out test split, preprocessed with the training split's statistics (as training
+    and validation saw their inputs). Only `engine.run.vault` may call this."""
+    scale = Scaling.of(cfg.preprocess, _raw_splits(cfg, base_dir).train)
+    if cfg.dataset == "csv":
+        rows = _csv_rows(cfg, base_dir)
+        _, _, test_idx = _csv_partition(cfg, len(rows[1]))
+        return scale.apply(_take(rows, test_idx))
+    return scale.apply(_generate(cfg, cfg.test_size, derive_seed(cfg.seed, "test")))
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Per-feature input scaling x -> (x - shift) / scale, float64 statistics of the training
+    split (recomputed from it wherever needed: the split is deterministic, so nothing is stored).
+
+    standardize: shift = mean, scale = standard deviation (population, as scikit-learn's
+    StandardScaler); minmax: shift = min, scale = max - min. A constant feature keeps scale 1.
+    """
+
+    shift: torch.Tensor | None = None  # [features] float64; None: the identity
+    scale: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, kind: str, train: Split) -> Scaling:
+        if kind == "none":
+            return cls()
+        x = train.x.to(torch.float64)
+        if kind == "standardize":
+            shift, scale = x.mean(0), x.std(0, correction=0)
+        elif kind == "minmax":
+            shift, scale = x.amin(0), x.amax(0) - x.amin(0)
+        else:
+            raise ValueError(f"unknown preprocess {kind!r}")
+        return cls(shift, torch.where(scale > 0, scale, torch.ones_like(scale)))
+
+    def apply(self, split: Split) -> Split:
+        if self.shift is None or self.scale is None:
+            return split
+        x = ((split.x.to(torch.float64) - self.shift) / self.scale).to(torch.float32)
+        return Split(x.contiguous(), split.y)
+
+
+def _raw_splits(cfg: DataConfig, base_dir: Path | None) -> Splits:
+    """The splits before preprocessing."""
     if cfg.dataset == "csv":
         rows = _csv_rows(cfg, base_dir)
         train_idx, val_idx, _ = _csv_partition(cfg, len(rows[1]))
         return Splits(_take(rows, train_idx), _take(rows, val_idx))
-    return _synthetic_splits(cfg)
-
-
-def test_split(cfg: DataConfig, base_dir: Path | None = None) -> Split:
-    """The held-out test split. Only `engine.run.vault` may call this."""
-    if cfg.dataset == "csv":
-        rows = _csv_rows(cfg, base_dir)
-        _, _, test_idx = _csv_partition(cfg, len(rows[1]))
-        return _take(rows, test_idx)
-    return _generate(cfg, cfg.test_size, derive_seed(cfg.seed, "test"))
+    return _synthetic_splits(dataclasses.replace(cfg, preprocess="none"))
 
 
 @functools.lru_cache(maxsize=8)

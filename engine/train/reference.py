@@ -10,6 +10,9 @@ loop for the same trial, within float32 round-off, so the seed recipe below is s
     each epoch: perm = torch.randperm(n_train, generator=g); batches are consecutive slices of perm,
         the last one possibly partial
 
+Learning-rate schedules come from torch.optim.lr_scheduler (`make_scheduler`), stepped after
+each epoch, so that this loop stays independent of the closed forms the population uses.
+
 Divergence: a non-finite batch loss, or non-finite weights after a step, marks the trial diverged at
 that epoch. It keeps its last finite weights; that epoch's train loss is nan, and its validation
 metrics are those of the kept weights.
@@ -159,6 +162,28 @@ def make_optimizer(config: TrialConfig, params: list[nn.Parameter]) -> torch.opt
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def make_scheduler(config: TrialConfig, optimizer: torch.optim.Optimizer
+                   ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """torch's own schedulers for the trial's schedule, stepped once per epoch (None: a constant
+    lr without warm-up). The warm-up is LinearLR from 1 / (W + 1) to 1 over W epochs, chained
+    before the schedule by SequentialLR; the cosine runs over the epochs after the warm-up."""
+    sched = torch.optim.lr_scheduler
+    warm = config.warmup_epochs
+    main: sched.LRScheduler | None = None
+    if config.schedule == "step":
+        main = sched.StepLR(optimizer, step_size=config.step_epochs, gamma=config.gamma)
+    elif config.schedule == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs - warm),
+                                       eta_min=config.min_lr)
+    if warm == 0:
+        return main
+    ramp = sched.LinearLR(optimizer, start_factor=1 / (warm + 1), end_factor=1.0,
+                          total_iters=warm)
+    if main is None:
+        return ramp  # it stays at end_factor (1) after its last epoch
+    return sched.SequentialLR(optimizer, [ramp, main], milestones=[warm])
+
+
 def train_reference(
     trial: Trial,
     splits: Splits,
@@ -174,6 +199,7 @@ def train_reference(
     model.to(device)
     params = list(model.parameters())
     optimizer = make_optimizer(cfg, params)
+    scheduler = make_scheduler(cfg, optimizer)
     x, y = splits.train.x.to(device), splits.train.y.to(device)
     n = len(splits.train)
     outcome = TrialOutcome(status="completed")
@@ -190,6 +216,8 @@ def train_reference(
         if math.isnan(train_loss):
             outcome.status, outcome.diverged_epoch = "diverged", epoch
             break
+        if scheduler is not None:
+            scheduler.step()
     return outcome
 
 

@@ -21,7 +21,15 @@ from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from engine.run import executors
-from engine.spec import BATCHED_STRATEGIES, FINISHED_TRIALS, StudySpec, TrialConfig, pid_alive
+from engine.spec import (
+    BATCHED_STRATEGIES,
+    FINISHED_TRIALS,
+    StudySpec,
+    TrialConfig,
+    describe_schedule,
+    lr_curve,
+    pid_alive,
+)
 from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
@@ -339,8 +347,17 @@ class RunScreen(PollingScreen):
         sel = self.trials.get(self.selected) if self.selected is not None else None
         mine = self.metrics.get(self.selected or -1, [])
         title = f"trial {sel.number}" if sel else "trial"
+        lr = None
+        if sel is not None:
+            config = TrialConfig.from_dict(sel.config)
+            if config.schedule != "constant" or config.warmup_epochs:
+                # the schedule against the right-hand axis, over the epochs drawn so far
+                title += f", lr {describe_schedule(config)}"
+                done = max((m[0] + 1 for m in mine), default=0)
+                lr = ("lr", [float(e + 1) for e in range(done)], lr_curve(config)[:done])
         self.query_one("#plot-selected", LossPlot).draw(
-            title, [("train", *curve(mine, 1)), ("val", *curve(mine, 2))], log=self.log_scale)
+            title, [("train", *curve(mine, 1)), ("val", *curve(mine, 2))], log=self.log_scale,
+            lr=lr)
         plot = self.query_one("#plot-all", LossPlot)
         if len(self.metrics) > BAND_ABOVE:
             plot.draw(f"val loss of {len(self.metrics)} trials", self._band_series(sel),

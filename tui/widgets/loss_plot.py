@@ -27,7 +27,8 @@ class LossPlot(PlotextPlot):
     """A few named curves; `draw` replaces what was shown."""
 
     def draw(self, title: str, series: Sequence[Series], *, log: bool = False,
-             legend: bool = True) -> None:
+             legend: bool = True, lr: Series | None = None) -> None:
+        """`lr`: a learning-rate schedule drawn against the right-hand axis (one per plot)."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -38,8 +39,11 @@ class LossPlot(PlotextPlot):
             if xs:
                 any_data = True
                 plt.plot(xs, ys, label=label if legend else None, marker="braille")
+        if lr is not None and lr[1] and any_data:
+            plt.plot(lr[1], lr[2], label=lr[0] if legend else None, marker="dot",
+                     yside="right", color="gray")
         if log and any_data:
-            plt.yscale("log")
+            plt.yscale("log", yside="left")
         if not any_data:
             plt.title(f"{title} (no epochs yet)")
         self.refresh()

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from engine.spec import TrialConfig, lr_at
 from engine.train.population.grouping import LANES, WIDE_QUANTUM, Group
 from engine.train.population.program import (
     ACTIVE,
@@ -54,6 +55,8 @@ class Population:
         self.spec = spec_for(self.configs, group.layout, padded)
         self.generators = [torch.Generator().manual_seed(t.seed) for t in group.trials]
         self.hp = self._hyper()
+        # whether some trial's lr changes between epochs (then AdamW's decay does too)
+        self.scheduled = any(c.schedule != "constant" or c.warmup_epochs for c in self.configs)
         self.program = Program(self.spec, sorted(self.hp))
         self.val_program = ValProgram(self.spec, self.program.keys)
         self.val_compiled: StepFn | None = None
@@ -173,8 +176,7 @@ class Population:
         hp["momentum"] = self.vec([c.momentum if c.optimizer in ("sgd", "rmsprop") else 0.0
                                    for c in cfgs])
         hp["wd"] = self.vec([c.weight_decay if c.optimizer != "adamw" else 0.0 for c in cfgs])
-        hp["decay"] = self.vec([1 - c.lr * c.weight_decay if c.optimizer == "adamw" else 1.0
-                                for c in cfgs])
+        hp["decay"] = self.vec(_decays(cfgs, [lr_at(c, 0) for c in cfgs]))
         beta2 = [_ADAM_BETAS[1] if a else _RMS_ALPHA for a in self.is_adam]
         hp["beta2"] = self.vec(beta2)
         hp["omb2"] = self.vec([1 - b for b in beta2])
@@ -188,16 +190,24 @@ class Population:
                                        else mask.unsqueeze(1)).to(self.device)
         return hp
 
-    def step_sizes(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def step_sizes(self, count: int, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """The next `count` steps' eta [count, *vshape] (lr, or lr / (1 - beta1^t) for Adam)
-        and Adam's sqrt(1 - beta2^t) [count]: float64 first, as torch.optim, then float32."""
+        and Adam's sqrt(1 - beta2^t) [count]: float64 first, as torch.optim, then float32.
+
+        The steps are those of `epoch`: each trial's lr is its schedule's for that epoch
+        (`engine.spec.lr_at`, per epoch as torch's schedulers are stepped), and so is AdamW's
+        decoupled decay 1 - lr * weight_decay, written into the population's "decay" vector
+        in place (the step programs read it as an argument: nothing is traced again)."""
         t = torch.arange(self.steps_done + 1, self.steps_done + count + 1, dtype=torch.float64)
+        lrs = [lr_at(c, epoch) for c in self.configs]
         lr = torch.zeros(self.np, dtype=torch.float64)
-        lr[: self.n] = torch.tensor([c.lr for c in self.configs], dtype=torch.float64)
+        lr[: self.n] = torch.tensor(lrs, dtype=torch.float64)
         adam = torch.zeros(self.np, dtype=torch.bool)
         adam[: self.n] = torch.tensor(self.is_adam)
         eta = torch.where(adam, lr / (1 - _ADAM_BETAS[0] ** t)[:, None], lr)
         bc2s = (1 - _ADAM_BETAS[1] ** t).sqrt()
+        if self.spec.decoupled and self.scheduled:
+            self.hp["decay"].copy_(self.vec(_decays(self.configs, lrs)))
         return (eta.to(torch.float32).view(count, *self.vshape).to(self.device),
                 bc2s.to(torch.float32).to(self.device))
 
@@ -228,6 +238,12 @@ class Population:
         else:
             fill(range(self.np))
         return perms.to(self.device, non_blocking=True)
+
+
+def _decays(configs: Sequence[TrialConfig], lrs: Sequence[float]) -> list[float]:
+    """AdamW's decoupled weight decay factor 1 - lr * weight_decay (1 for the others)."""
+    return [1 - lr * c.weight_decay if c.optimizer == "adamw" else 1.0
+            for c, lr in zip(configs, lrs, strict=True)]
 
 
 # step(x, y, eta, bc2s, weight): one training step of a population, updating pop.state
