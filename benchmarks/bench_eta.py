@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHIPPED = ["tuned", "lr_x_architecture", "random_search", "exercise3_loss",
-           "exercise2_architecture", "exercise1_optimizer", "notebook"]
+           "exercise2_architecture", "exercise1_optimizer", "notebook", "exercise4_schedule",
+           "halving_search", "tpe_search", "race"]
 QUICK = ["tiny", "tuned"]
 
 
