@@ -137,8 +137,8 @@ def study_key(baseline: dict[str, Any], spec: dict[str, Any]) -> str:
 
 
 def calibration(store: Store, *, on_ray: bool, preset: str | None = None) -> Calibration:
-    """`past_runs`, and the studies of those runs that finished: on this placement, newest
-    first, the training seconds of all the runs that trained each."""
+    """`past_runs`, and each finished study of those runs (on this placement) with its trial
+    count and the training seconds of all the runs that trained it (a resume adds a run)."""
     seconds: dict[int, float] = {}
     for r in store.runs(limit=200):
         if r["device"].startswith("ray:") == on_ray:
