@@ -11,6 +11,7 @@ import unicodedata
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 
 MESSAGE_WHITESPACE = "\n\t"  # what a multi-line message may keep
 STATUS_STYLE = {"diverged": "bold yellow", "failed": "bold red", "running": "bold cyan",
@@ -60,3 +61,8 @@ def control_character(text: str) -> str | None:
 
 def _shown(c: str) -> str:
     return f"\\x{ord(c):02x}"  # control characters (category Cc) are all below U+0100
+
+
+def cell_width(value: Any) -> int:
+    """Columns a table cell takes (markup such as a styled status does not count)."""
+    return Text.from_markup(value).cell_len if isinstance(value, str) else len(str(value))

@@ -18,7 +18,7 @@ from engine.store import StoreError
 from engine.study import StudyReport, TrialReport, report, varying_keys
 from tui import render
 from tui.files import write_atomically
-from tui.format import fmt_num, fmt_pct, fmt_value, styled_status
+from tui.format import cell_width, fmt_num, fmt_pct, fmt_value, styled_status
 from tui.messages import OpenCompare, OpenRun, OpenVault
 from tui.screens.base import AppScreen, PaletteCommand
 from tui.screens.export import ExportScreen
@@ -184,21 +184,28 @@ class ResultsScreen(AppScreen[None]):
                       row["stds"])
 
     def _fill_trials(self) -> None:
+        """The trials table, its columns as wide as their widest cell: sized here, not on the
+        table's next idle (a table drawn before that keeps header-wide columns, "comple")."""
         assert self.study is not None
         table = self.query_one("#results-trials", DataTable)
         keep = table.cursor_row
         table.clear(columns=True)
-        for i, column in enumerate(self.trial_columns):
-            arrow = (" v" if self.sort_reverse else " ^") if i == self.sort_column else ""
-            table.add_column(column.name + arrow, key=str(i))
         by = self.trial_columns[self.sort_column].value
         trials = sorted(self.study.trials, key=lambda t: sort_key(by(t)),
                         reverse=self.sort_reverse)
+        rows = []
         for t in trials:
             cells = [c.cell(c.value(t)) for c in self.trial_columns]
             if t.number == self.marked:
                 cells[0] = f"*{t.number}"  # marked for compare
-            table.add_row(*cells, key=str(t.number))
+            rows.append((cells, str(t.number)))
+        for i, column in enumerate(self.trial_columns):
+            arrow = (" v" if self.sort_reverse else " ^") if i == self.sort_column else ""
+            label = column.name + arrow
+            width = max([cell_width(label), *(cell_width(cells[i]) for cells, _ in rows)])
+            table.add_column(label, key=str(i), width=width)
+        for cells, key in rows:
+            table.add_row(*cells, key=key)
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 

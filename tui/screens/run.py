@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,7 +33,14 @@ from engine.store import Metric, RoundRow, StoreError, StudyRow, TrialRow
 from engine.study import changes, flat_config, report, varying_keys
 from tui import render
 from tui import services as actions
-from tui.format import fmt_num, fmt_value, markup_safe, styled_status
+from tui.format import (
+    STATUS_STYLE,
+    cell_width,
+    fmt_num,
+    fmt_value,
+    markup_safe,
+    styled_status,
+)
 from tui.messages import MetricsPolled, OpenResults, StudyOpened, StudyPolled
 from tui.screens.base import PaletteCommand
 from tui.screens.guard import leave_on_store_error
@@ -55,11 +61,6 @@ def started_at(lease: dict[str, Any] | None) -> float | None:
         return datetime.fromisoformat(lease["started"]).timestamp() if lease else None
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def cell_width(value: Any) -> int:
-    """Columns a table cell takes (markup such as a styled status does not count)."""
-    return Text.from_markup(value).cell_len if isinstance(value, str) else len(str(value))
 
 
 def loss_percentiles(metrics: dict[int, list[Metric]], qs: Iterable[float]
@@ -144,13 +145,20 @@ class RunScreen(PollingScreen):
                          if study.strategy == "sensitivity" else None)
         self.columns = (["change"] if self.baseline is not None
                         else varying_keys([flat_config(t) for t in trials]))
+        # Columns as wide as what they will show, from the start: sized by the table on its
+        # next idle instead, rows drawn before that kept header-wide columns ("comple").
+        epochs = [TrialConfig.from_dict(t.config).epochs for t in trials] or [1]
+        widest = {"status": max(map(len, STATUS_STYLE)), "epoch": len(f"{max(epochs)}") * 2 + 1,
+                  "train": len("0.0000"), "val": len("0.0000"), "acc": len("100.0%")}
+        for t in trials:
+            for key, value in self.row_cells(t).items():
+                widest[key] = max(widest.get(key, 0), cell_width(value))
         table = self.query_one("#run-trials", DataTable)
-        table.add_column("#", key="n")
-        for k in self.columns:
-            table.add_column(k, key=f"c:{k}")
-        for label, key in (("seed", "seed"), ("status", "status"), ("epoch", "epoch"),
-                           ("train loss", "train"), ("val loss", "val"), ("val acc", "acc")):
-            table.add_column(label, key=key)
+        labels = [("#", "n"), *((k, f"c:{k}") for k in self.columns), ("seed", "seed"),
+                  ("status", "status"), ("epoch", "epoch"), ("train loss", "train"),
+                  ("val loss", "val"), ("val acc", "acc")]
+        for label, key in labels:
+            table.add_column(label, key=key, width=max(len(label), widest.get(key, 0)))
         total = sum(TrialConfig.from_dict(t.config).epochs for t in trials)
         self.query_one("#run-progress", ProgressBar).update(total=max(total, 1), progress=0)
         self.query_one("#run-eta", EtaLine).estimated(
