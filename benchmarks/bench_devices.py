@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         speeds.append(speed)
         print(f"calibrated {calibration.cache_key(device)} in "
               f"{time.perf_counter() - started:.2f} s: step {speed.step_s * 1e6:.1f} us, "
-              f"{speed.work_s * 1e9:.3g} ns per multiply-add")
+              f"{speed.work_s * 1e9:.3g} ns per multiply-add, "
+              f"set-up {speed.setup_s * 1e6:.1f} us per trial")
     cfg = TrialConfig(data=DataConfig(train_size=args.train_size, val_size=1000),
                       epochs=args.epochs)
     splits = load_splits(cfg.data)

@@ -90,6 +90,14 @@ def test_the_choice_is_the_lower_prediction_whatever_the_order() -> None:
             assert [p.device for p in choice.predictions] == [s.device for s in order]
 
 
+def test_the_set_up_is_paid_once_per_trial_and_shared_by_the_shares() -> None:
+    speed = DeviceSpeed("cpu", 1e-4, 0.0, setup_s=2e-5)
+    shape = notebook(512)
+    assert predict(speed, shape).seconds == pytest.approx(4000 * 1e-4 + 512 * 2e-5)
+    assert predict(speed, shape, 2).seconds == pytest.approx(4000 * 1e-4 + 256 * 2e-5)
+    assert predict(speed, shape, 2).step_s == predict(speed, shape).step_s  # no work term
+
+
 def test_a_tie_goes_to_the_first_device() -> None:
     same = DeviceSpeed("cuda:0", CPU.step_s, CPU.work_s)
     assert choose([CPU, same], notebook(512)).device == "cpu"

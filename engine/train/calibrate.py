@@ -1,10 +1,12 @@
 """Measuring `engine.train.speed`'s constants on this machine, once, and caching them.
 
 A calibration trains a synthetic population of the notebook's network ([2, 10, 1], batch 10,
-100 steps of one epoch) eagerly at two sizes on a device, after a warm-up call, and takes the
-best of two calls at each: the small size (one block of LANES trials) gives the fixed cost of a
-step, the difference to the large one the cost per multiply-add. About a second on a CPU and on
-a GPU (the GPU's first call also pays CUDA's start-up, outside the timings).
+three epochs of 100 steps) eagerly at two sizes on a device, after a warm-up call, the best of
+two calls at each, timing each epoch: the faster of the later epochs is the step's time (the
+small size, one block of LANES trials, gives the fixed cost of a step, the difference to the
+large one the cost per multiply-add), and what the first epoch took beyond that, over the
+large size's trials, the set-up per trial. About a second on this 2-core CPU (the GPU's
+warm-up call also pays CUDA's start-up, outside the timings).
 
 The constants are cached in a small JSON file (`cache_path()`: `$HP_TUI_DEVICE_CACHE`, else
 `$XDG_CACHE_HOME/hp-tui/devices.json`, else `~/.cache/hp-tui/devices.json`), one entry per
@@ -16,6 +18,7 @@ cache that cannot be read or written costs a calibration, never a failure.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -34,12 +37,13 @@ from engine.train.population import LANES, train_population
 from engine.train.reference import Trial
 from engine.train.speed import DeviceSpeed, PopulationShape
 
-RECIPE = 1  # bump when the calibration or the model changes: older entries are then unused
+RECIPE = 2  # bump when the calibration or the model changes: older entries are then unused
 STEPS = 100
 BATCH = 10
 HIDDEN = (10,)
-SIZES = {"cpu": (LANES, 2048), "cuda": (LANES, 32768)}  # trials, small and large
+SIZES = {"cpu": (LANES, 1024), "cuda": (LANES, 32768)}  # trials, small and large
 REPEATS = 2
+EPOCHS = 3  # the first also sets the population up; the faster of the others is the step
 
 
 def cache_path() -> Path:
@@ -77,17 +81,20 @@ def speeds(devices: list[torch.device], path: Path | None = None,
             started = time.monotonic()
             measured = measure(device)
             entry = {"step_s": measured.step_s, "work_s": measured.work_s,
+                     "setup_s": measured.setup_s,
                      "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "calibration_s": round(time.monotonic() - started, 3)}
             entries[key], changed = entry, True
             if log is not None:
-                log.info("calibrated %s in %.1f s: %.1f us/step + %.3g ns per multiply-add "
-                         "(cached in %s)", key, entry["calibration_s"], measured.step_s * 1e6,
-                         measured.work_s * 1e9, path)
+                log.info("calibrated %s in %.1f s: %.1f us/step + %.3g ns per multiply-add, "
+                         "%.1f us per trial to set up (cached in %s)", key,
+                         entry["calibration_s"], measured.step_s * 1e6, measured.work_s * 1e9,
+                         measured.setup_s * 1e6, path)
         elif log is not None:
             log.info("device speeds of %s from %s (measured %s)", key, path,
                      entry.get("measured", "?"))
-        out.append(DeviceSpeed(_name(device), float(entry["step_s"]), float(entry["work_s"])))
+        out.append(DeviceSpeed(_name(device), float(entry["step_s"]), float(entry["work_s"]),
+                               float(entry.get("setup_s", 0.0))))
     if changed:
         _write(path, entries, log)
     return out
@@ -96,14 +103,16 @@ def speeds(devices: list[torch.device], path: Path | None = None,
 def measure(device: torch.device) -> DeviceSpeed:
     """Time the synthetic population on `device` (see the module docstring)."""
     small, large = SIZES["cuda" if device.type == "cuda" else "cpu"]
-    _time(device, LANES, _synthetic_splits(10))  # warm-up: allocator, kernels, CUDA's start-up
+    _time(device, LANES, _synthetic_splits(10), epochs=1)  # warm-up: allocator, kernels, CUDA
     splits = _synthetic_splits(STEPS)
-    t_small = min(_time(device, small, splits) for _ in range(REPEATS))
-    t_large = min(_time(device, large, splits) for _ in range(REPEATS))
+    # the best of REPEATS calls, per part: other work on the machine only ever adds time
+    t_small = min(_time(device, small, splits)[0] for _ in range(REPEATS))
+    t_large, setup = (min(parts) for parts in zip(*(_time(device, large, splits)
+                                                    for _ in range(REPEATS)), strict=True))
     w_small, w_large = (_shape(n).work for n in (small, large))
     work_s = max((t_large - t_small) / (w_large - w_small), 1e-15)
     step_s = max(t_small - work_s * w_small, 1e-7)
-    return DeviceSpeed(_name(device), step_s, work_s)
+    return DeviceSpeed(_name(device), step_s, work_s, max(setup / large, 0.0))
 
 
 def _shape(n: int) -> PopulationShape:
@@ -119,16 +128,25 @@ def _synthetic_splits(steps: int) -> Splits:
                   Split(xv, (xv[:, 0] * xv[:, 1] > 0).float()))
 
 
-def _time(device: torch.device, n: int, splits: Splits) -> float:
-    """Seconds per step of one eager call training n synthetic trials for one epoch."""
+def _time(device: torch.device, n: int, splits: Splits, epochs: int = EPOCHS
+          ) -> tuple[float, float]:
+    """(seconds per step, seconds of set-up) of one eager call training n synthetic trials:
+    the fastest epoch after the first, per step, and what the first took beyond that."""
     data = DataConfig(train_size=len(splits.train), val_size=len(splits.val))
-    config = TrialConfig(data=data, hidden=HIDDEN, batch_size=BATCH, epochs=1, lr=0.05)
+    config = TrialConfig(data=data, hidden=HIDDEN, batch_size=BATCH, epochs=epochs, lr=0.05)
     trials = [Trial(config, seed) for seed in range(n)]
+    ends: list[float] = []
+
+    def on_epoch(_: object) -> None:
+        _sync(device)
+        ends.append(time.perf_counter())
+
     _sync(device)
     started = time.perf_counter()
-    train_population(trials, splits, device=device, compile=False)
-    _sync(device)
-    return (time.perf_counter() - started) / (len(splits.train) // BATCH)
+    train_population(trials, splits, device=device, compile=False, on_epoch=on_epoch)
+    steps = len(splits.train) // BATCH
+    epoch = min((b - a for a, b in itertools.pairwise(ends)), default=ends[0] - started)
+    return epoch / steps, max(0.0, ends[0] - started - epoch)
 
 
 def _sync(device: torch.device) -> None:

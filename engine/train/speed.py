@@ -4,10 +4,13 @@ A population step costs a fixed part (op dispatch on the CPU, kernel launches on
 same few dozen ops whatever the size) and a part that grows with the arithmetic:
 
     seconds per step = step_s x depth factor + work_s x trials x batch x multiply-adds
+    seconds = steps x seconds per step + setup_s x trials
+
 
 where trials are padded to LANES, multiply-adds are a sample's forward pass through the
 population's widest layers, and the depth factor is the weight layers over the notebook's two
-(a deeper network dispatches proportionally more ops). `step_s` and `work_s` are measured on
+(a deeper network dispatches proportionally more ops), and `setup_s` a trial's share of building
+the population (its own generator and initial weights). The constants are measured on
 this machine for each device (`engine.train.calibrate`); on a CPU that trains with several worker
 processes, a population the pool splits trains `ways` shares side by side.
 
@@ -29,11 +32,12 @@ CALIBRATION_LAYERS = 2  # weight layers of the network the constants are measure
 @dataclass(frozen=True)
 class DeviceSpeed:
     """A device's measured constants: seconds per population step, fixed and per unit of work
-    (one multiply-add of one trial's sample)."""
+    (one multiply-add of one trial's sample), and seconds per trial to set a population up."""
 
     device: str  # 'cpu', 'cuda:0'
     step_s: float
     work_s: float
+    setup_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,8 @@ def predict(speed: DeviceSpeed, shape: PopulationShape, ways: int = 1) -> Predic
     population train side by side (the CPU's worker pool), each with its own fixed cost."""
     share = shape.work / max(1, ways)
     step = speed.step_s * shape.depth_factor + speed.work_s * share
-    return Prediction(speed.device, step, step * shape.steps)
+    setup = speed.setup_s * shape.trials / max(1, ways)
+    return Prediction(speed.device, step, step * shape.steps + setup)
 
 
 def choose(speeds: Sequence[DeviceSpeed], shape: PopulationShape,
