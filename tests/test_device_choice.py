@@ -275,3 +275,27 @@ def test_the_device_benchmark_runs() -> None:
                           "--quick"], capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert "calibrated cpu" in out.stdout and "<-" in out.stdout
+
+
+def test_the_local_executor_places_with_its_workers_shares() -> None:
+    from engine.run.local import LocalExecutor
+    from engine.train import Split, Splits
+
+    auto = AutoDevice([torch.device("cpu"), torch.device("cuda", 0)], [CPU, H200])
+    splits = Splits(Split(torch.zeros(4000, 2), torch.zeros(4000)),
+                    Split(torch.zeros(10, 2), torch.zeros(10)))
+    trials = [*trials_of((10,), 100), *trials_of((4,), 8, start=100)]
+    trials += trials_of((10, 10), 8, start=108)
+    for workers, whole in ((1, False), (2, False), (2, True)):
+        placed = LocalExecutor(workers).place(trials, splits, auto, whole=whole)
+        assert [str(d) for d, _, _ in placed] == ["cpu"]
+        assert placed[0][1] == list(range(len(trials)))
+        notes = placed[0][2]
+        assert len(notes) == 3 and notes[0].startswith("a population of 100 trials on cpu")
+        ways = 2 if workers == 2 and not whole else 1
+        expected = predict(CPU, population_shape([t.config for t in trials[:100]], 4000, 2,
+                                                 LANES), ways)
+        assert f"cpu {expected.seconds:.3g} s" in notes[0]
+    # a device that is not auto trains everything where it is
+    assert LocalExecutor(2).place(trials, splits, torch.device("cpu")) == [
+        (torch.device("cpu"), list(range(len(trials))), [])]
