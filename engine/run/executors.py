@@ -103,6 +103,9 @@ class Executor(ABC):
     `pruner` (engine.train's Pruner) goes to every population: successive halving's rungs.
     `resolve_device` turns --device into the device the populations will train on, raising
     `DeviceError` (engine.train) or `ExecutorError` (engine.run.executors) for one it cannot offer.
+    `place` splits a data group's trials among the devices that one stands for (`--device auto`
+    on a machine with a GPU: each population where it is predicted faster); by default all of
+    them train on it.
     """
 
     @abstractmethod
@@ -110,6 +113,12 @@ class Executor(ABC):
 
     @abstractmethod
     def describe(self) -> str: ...
+
+    def place(self, trials: Sequence[Any], splits: Any, device: Any, *, whole: bool = False
+              ) -> list[tuple[Any, list[int], list[str]]]:
+        """(device, indices into trials, a line for the log per choice made) for each device
+        that gets trials; `whole`: populations must hold whole halving brackets."""
+        return [(device, list(range(len(trials))), [])]
 
     @abstractmethod
     def label(self, device: Any) -> str: ...

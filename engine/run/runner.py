@@ -147,7 +147,7 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
     trained: list[TrialConfig] = []
     try:
         while True:
-            trained += _train_trials(store, executor, study, todo, device, where, stop)
+            trained += _train_trials(store, executor, study, todo, device, stop)
             if stop.is_set() or not (adaptive or batched):
                 break
             todo = _add_next_round(store, study) if adaptive else _add_next_batch(store, study)
@@ -179,9 +179,10 @@ def run_study(store: Store, study_id: int, options: RunnerOptions, workers: int,
 
 
 def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[TrialRow],
-                  device: Any, where: str, stop: StopFlag) -> list[TrialConfig]:
+                  device: Any, stop: StopFlag) -> list[TrialConfig]:
     """Train these trials, data group by data group, until done or stopped; returns the
-    configs trained."""
+    configs trained. Each group's trials train where the executor places them (`auto` with a
+    GPU: per population, logged with the predictions), each trial recording its device."""
     import torch
 
     from engine.train import DataError, Stopped, Trial, load_splits
@@ -202,12 +203,20 @@ def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[
         store.save_points(study.id, rows[0].config["data"], splits.val.x.numpy(),
                           splits.val.y.numpy())
         trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
-        store.start_trials([r.id for r in rows], device=where, torch_version=torch.__version__)
         try:
-            _train_group(store, executor, rows, trials, splits, device, where, stop, pruner)
+            for target, share, notes in executor.place(trials, splits, device,
+                                                       whole=pruner is not None):
+                for note in notes:
+                    log.info("study %d: %s", study.id, note)
+                label = executor.label(target)
+                part = [rows[i] for i in share]
+                store.start_trials([r.id for r in part], device=label,
+                                   torch_version=torch.__version__)
+                _train_group(store, executor, part, [trials[i] for i in share], splits, target,
+                             label, stop, pruner)
+                trained += [trials[i].config for i in share]
         except Stopped:
             break
-        trained += [t.config for t in trials]
     return trained
 
 

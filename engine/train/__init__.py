@@ -6,6 +6,7 @@ import this package lazily. The test split is not here: only `engine.run.vault` 
 `engine.train.data`.
 """
 
+from engine.train.auto import AutoDevice, Placement, auto_device
 from engine.train.data import DataError, Split, Splits, load_splits
 from engine.train.devices import DEVICE_CHOICES, DeviceError, resolve_device
 from engine.train.population import (
@@ -21,26 +22,45 @@ from engine.train.population import (
     train_population,
 )
 from engine.train.reference import EpochMetrics, Trial, TrialOutcome, evaluate, train_reference
+from engine.train.speed import (
+    Choice,
+    DeviceSpeed,
+    PopulationShape,
+    Prediction,
+    choose,
+    population_shape,
+    predict,
+)
 
 __all__ = [
     "DEVICE_CHOICES",
     "LANES",
+    "AutoDevice",
+    "Choice",
     "DataError",
     "DeviceError",
+    "DeviceSpeed",
     "EpochMetrics",
     "Group",
     "OnDone",
     "OnEpoch",
+    "Placement",
+    "PopulationShape",
+    "Prediction",
     "Pruner",
     "Split",
     "Splits",
     "Stopped",
     "Trial",
     "TrialOutcome",
+    "auto_device",
+    "choose",
     "compile_available",
     "evaluate",
     "group_trials",
     "load_splits",
+    "population_shape",
+    "predict",
     "resolve_device",
     "should_compile",
     "train_population",

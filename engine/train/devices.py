@@ -2,6 +2,8 @@
 
 Asking for a device this machine does not have is an error with a clear message, never a silent
 fallback to the CPU: a study that the user meant to run on a GPU must not quietly take hours.
+`resolve_device('auto')` is the device `auto` stands for where there is no CUDA GPU; with one, the
+runner's executor chooses per population (`engine.train.auto`).
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "its sampler")
     run.add_argument("--name", help="a name to refer to the study by")
     run.add_argument("--device", default="auto",
-                     help="auto, cpu, cuda, cuda:N or mps (default auto)")
+                     help="auto, cpu, cuda, cuda:N or mps (default auto: with a GPU, each "
+                          "population on the device predicted faster, CPU or GPU)")
     run.add_argument("--workers", type=int, metavar="N",
                      help="training processes, 1 to the number of cores (default: one per "
                           "core, CPU only); with --executor ray and no cluster address, the "
