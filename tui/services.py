@@ -53,9 +53,8 @@ class Cost:
         if self.seconds_max is None or self.trials_max == self.trials:
             return text
         text = f"{text} to ~{eta.format_seconds(self.seconds_max)}"
-        if self.seconds_likely is not None:
-            text += (f", likely ~{eta.format_seconds(self.seconds_likely)} "
-                     f"({self.trials_likely} trials, as the same study here before)")
+        if self.seconds_likely is not None and self.trials_likely is not None:
+            text += f", {likely_text(self.trials_likely, self.seconds_likely)}"
         return text
 
     def line(self) -> str:
@@ -128,6 +127,11 @@ class Calibration:
         and take about as long."""
         found = self.finished.get(study_key(preset.config.to_dict(), preset.study.to_dict()))
         return None if found is None else (found[0], found[1] + eta.STARTUP_S)
+
+
+def likely_text(trials: int, seconds: float) -> str:
+    """How the form and `hp-tui run` say what an identical past study predicts."""
+    return f"likely ~{eta.format_seconds(seconds)} ({trials} trials, as the same study here before)"
 
 
 def study_key(baseline: dict[str, Any], spec: dict[str, Any]) -> str:
@@ -226,25 +230,15 @@ class RacePlan:
 
 def race_plan(preset: Preset) -> RacePlan:
     """The race's entrants as the CLI plans them (raises engine.study.race.RaceError)."""
-    from engine.study import SamplerMissing, race
+    from engine.study import race
 
     budget = race.default_budget(preset.config, preset.study)
     race.check(preset.config, preset.study, budget)
     seeds = [preset.study.seed + i for i in range(RACE_SEEDS)]
-    lines: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    for name in race.STRATEGIES:
-        try:
-            if name == "tpe":
-                samplers.require("tpe")
-            first = race.entrant(name, preset.config, preset.study, budget, seeds[0])
-        except (SamplerMissing, ValueError) as e:
-            skipped[name] = str(e)
-            continue
-        note = f" ({first.note})" if first.note else ""
-        lines[name] = (f"{first.configurations} configurations, ~{first.planned_epochs} "
-                       f"trial-epochs{note}")
-    return RacePlan(budget, seeds, lines, skipped)
+    first, skipped = race.entrants(list(race.STRATEGIES), preset.config, preset.study, budget,
+                                   seeds[:1])
+    return RacePlan(budget, seeds, {n: race.plan_line(e[0]) for n, e in first.items()},
+                    skipped)
 
 
 def start_race(store: Store, preset_path: Path) -> Any:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.spec import Range, StudySpec, TrialConfig, space
-from engine.study import halving, strategies
+from engine.study import halving, samplers, strategies
 
 # name -> what the table and the plot call it
 STRATEGIES = {"grid": "grid", "random": "random", "sensitivity": "sensitivity",
@@ -144,6 +144,28 @@ def entrant(strategy: str, baseline: TrialConfig, spec: StudySpec, budget: int,
                        f"rungs after epochs {list(halving.study_rungs(chosen, epochs))}, "
                        f"the best 1/{chosen.reduction} go on")
     raise RaceError(f"unknown strategy {strategy!r}")
+
+
+def entrants(names: Sequence[str], baseline: TrialConfig, spec: StudySpec, budget: int,
+             seeds: Sequence[int]) -> tuple[dict[str, list[Entrant]], dict[str, str]]:
+    """Each strategy's studies, one per study seed, and the strategies that cannot run here
+    with why (tpe without Optuna: `samplers.SamplerMissing`; a space it cannot take)."""
+    out: dict[str, list[Entrant]] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            samplers.require(name)
+            out[name] = [entrant(name, baseline, spec, budget, s) for s in seeds]
+        except ValueError as e:  # SamplerMissing is one
+            skipped[name] = str(e)
+    return out, skipped
+
+
+def plan_line(e: Entrant, budget: int | None = None) -> str:
+    """"20 configurations, ~180 trial-epochs (a note)", with "of BUDGET" when given."""
+    spent = f"~{e.planned_epochs}" + (f" of {budget}" if budget is not None else "")
+    return (f"{e.configurations} configurations, {spent} trial-epochs"
+            + (f" ({e.note})" if e.note else ""))
 
 
 def halving_spec(baseline: TrialConfig, base: StudySpec, budget: int) -> StudySpec:

@@ -82,8 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             estimate = eta.Estimate(same[1], "as the same study here before")
         line = _size_line(preset, plan, estimate, runs, _workers(args))
         if same is not None and preset.study.adaptive:
-            line += (f"; likely ~{eta.format_seconds(same[1])} ({same[0]} trials, as the "
-                     "same study here before)")
+            line += f"; {actions.likely_text(*same)}"
         say(f"{preset.name}: {plan.strategy} study, {line}")
         _check_memory(args, [t.config for t in plan.trials], executor=args.executor,
                       device=args.device,

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.spec import ExitCode
 from engine.store import Store
-from engine.study import SamplerMissing, race, race_store, samplers
+from engine.study import race, race_store
 from tui.cli.errors import UserError
 
 POLL_SECONDS = 0.2
@@ -42,22 +42,13 @@ def cmd_race(args: argparse.Namespace) -> int:
     except race.RaceError as e:
         raise UserError(str(e), ExitCode.INVALID_INPUT) from None
     seeds = [preset.study.seed + i for i in range(args.seeds)]
-    entrants: dict[str, list[race.Entrant]] = {}
-    skipped: dict[str, str] = {}
+    entrants, skipped = race.entrants(names, preset.config, preset.study, budget, seeds)
     for name in names:
-        try:
-            if name == "tpe":
-                samplers.require("tpe")
-            entrants[name] = [race.entrant(name, preset.config, preset.study, budget, s)
-                              for s in seeds]
-        except (SamplerMissing, ValueError) as e:
-            commands.say(f"race: skipping {race.STRATEGIES[name]}: {e}")
-            skipped[name] = str(e)
-            continue
-        first = entrants[name][0]
-        note = f" ({first.note})" if first.note else ""
-        commands.say(f"race: {race.STRATEGIES[name]}: {first.configurations} configurations, "
-                     f"~{first.planned_epochs} of {budget} trial-epochs{note}")
+        if name in skipped:
+            commands.say(f"race: skipping {race.STRATEGIES[name]}: {skipped[name]}")
+        else:
+            commands.say(f"race: {race.STRATEGIES[name]}: "
+                         f"{race.plan_line(entrants[name][0], budget)}")
     if not entrants:
         raise UserError("no strategy can run on this space (see above)", ExitCode.INVALID_INPUT)
     with commands.open_store(args.store) as store:

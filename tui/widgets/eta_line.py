@@ -40,11 +40,10 @@ class EtaLine(Static):
         self._grows, self._same_took = grows, same_took
 
     def follow(self, done: int, total: int, *, alive: bool, started: float | None) -> None:
-        was_alive = self._started is not None
         self._progress = (done, total)
         if alive and started is not None:
             self._started, self._ended_after = started, None
-        elif was_alive and self._started is not None:
+        elif self._started is not None:  # the runner we were timing has ended
             self._ended_after, self._started = time.time() - self._started, None
         self._live.left(time.monotonic() - self._opened, done, total)  # a rate sample
         if self._started is not None and self._timer is None:
