@@ -162,7 +162,7 @@ def test_flat_eager_step_is_the_step_program_op_for_op(splits, layout):
         pop = state.Population(group, splits.n_features, torch.device("cpu"))
         step = make(pop)
         batch = pop.configs[0].batch_size
-        perms = pop.perms([True] * pop.n, len(splits.train))
+        perms = pop.perms([True] * pop.n, len(splits.train), 0)
         xs, ys = batching.epoch_data(pop, splits.train.x.t().contiguous(), splits.train.y,
                                      perms[:, : 5 * batch])
         xbs, ybs = batching.batches(pop, xs, ys, batch)

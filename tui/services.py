@@ -14,7 +14,14 @@ from typing import Any
 
 from engine.datasets import check_datasets, study_fingerprints
 from engine.presets import Preset
-from engine.run import Prestarted, RunnerOptions, memory, start_runner, stop_runner
+from engine.run import (
+    Prestarted,
+    RunnerOptions,
+    memory,
+    shuffle_for,
+    start_runner,
+    stop_runner,
+)
 from engine.spec import FINISHED_TRIALS, StudySpec, TrialConfig, TrialStatus
 from engine.store import Store
 from engine.study import eta, halving, samplers, strategies
@@ -136,7 +143,9 @@ def likely_text(trials: int, seconds: float) -> str:
 
 def study_key(baseline: dict[str, Any], spec: dict[str, Any]) -> str:
     """What a study runs, as one comparable string (a stored study's baseline and spec, or a
-    preset's)."""
+    preset's). Its shuffle recipe is left out: chosen by where a study trains (a preset does not
+    say it), it changes the numbers, not how many trials a study takes or how long."""
+    spec = {k: v for k, v in spec.items() if k != "shuffle"}
     return json.dumps([baseline, spec], sort_keys=True)
 
 
@@ -284,7 +293,9 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
         name=name, preset_name=preset.name,
         preset_path=str(preset.path.resolve()) if preset.path else None,
         preset_text=preset.text, strategy=plan.strategy, seed=preset.study.seed,
-        baseline=preset.config.to_dict(), spec=preset.study.to_dict(), device=device,
+        baseline=preset.config.to_dict(),
+        spec=dataclasses.replace(preset.study, shuffle=shuffle_for(device, executor)).to_dict(),
+        device=device,
         trials=[(t.config.to_dict(), t.seed, t.replicate) for t in plan.trials],
         executor=executor, ray_address=ray_address,
         data_files=study_fingerprints(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engine.run.executors import ExecutorError, check_executor, check_ray_device, ray_address
 from engine.run.launcher import Prestarted, RunnerOptions, log_path, start_runner, stop_runner, tail
+from engine.run.shuffles import gpu_visible, shuffle_for
 
 __all__ = [
     "ExecutorError",
@@ -16,8 +17,10 @@ __all__ = [
     "RunnerOptions",
     "check_executor",
     "check_ray_device",
+    "gpu_visible",
     "log_path",
     "ray_address",
+    "shuffle_for",
     "start_runner",
     "stop_runner",
     "tail",

@@ -188,6 +188,7 @@ def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[
     from engine.train import DataError, Stopped, Trial, load_splits
 
     trained: list[TrialConfig] = []
+    shuffle = StudySpec.from_dict(study.spec).shuffle  # as the study began, on any device
     pruner = study_pruner(store, study)  # successive halving's rungs, or None
     for data_cfg, rows in _by_data(todo):
         if stop.is_set():
@@ -202,7 +203,7 @@ def _train_trials(store: Store, executor: Executor, study: StudyRow, todo: list[
             break
         store.save_points(study.id, rows[0].config["data"], splits.val.x.numpy(),
                           splits.val.y.numpy())
-        trials = [Trial(TrialConfig.from_dict(r.config), r.seed) for r in rows]
+        trials = [Trial(TrialConfig.from_dict(r.config), r.seed, shuffle) for r in rows]
         try:
             for target, share, notes in executor.place(trials, splits, device,
                                                        whole=pruner is not None):

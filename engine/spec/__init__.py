@@ -10,7 +10,14 @@ from engine.spec.predictions import EFFECT_SIZES
 from engine.spec.processes import pid_alive
 from engine.spec.rungs import halving_rungs
 from engine.spec.schedules import describe_schedule, lr_at, lr_curve
-from engine.spec.seeds import derive_seed, replicate_seed, seed_schedule
+from engine.spec.seeds import (
+    SHUFFLE_DRAWN,
+    SHUFFLE_KEYED,
+    SHUFFLE_RECIPES,
+    derive_seed,
+    replicate_seed,
+    seed_schedule,
+)
 from engine.spec.space import VARIABLE
 from engine.spec.statuses import (
     FINISHED_TRIALS,
@@ -26,6 +33,9 @@ __all__ = [
     "EFFECT_SIZES",
     "FINISHED_TRIALS",
     "KEPT_ON_RESUME",
+    "SHUFFLE_DRAWN",
+    "SHUFFLE_KEYED",
+    "SHUFFLE_RECIPES",
     "STUDY_STATUSES",
     "TRIAL_STATUSES",
     "VARIABLE",

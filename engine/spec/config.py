@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.spec import space
-from engine.spec.seeds import seed_schedule
+from engine.spec.seeds import SHUFFLE_DRAWN, seed_schedule
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,9 @@ class StudySpec:
     pruner: str = "none"  # "halving": successive halving (engine.study.halving)
     reduction: int = 3
     min_epochs: int = 1
+    # how its trials shuffle (engine.spec.seeds): not a preset key; chosen when the study is
+    # created (engine.run.shuffle_for) and recorded, so that it resumes as it began
+    shuffle: int = SHUFFLE_DRAWN
 
     @property
     def halving(self) -> bool:
@@ -172,13 +175,16 @@ class StudySpec:
                                "negligible": self.negligible, "batch": self.batch}
         if self.halving:  # only then: a study without a pruner keeps its shape
             out.update(pruner=self.pruner, reduction=self.reduction, min_epochs=self.min_epochs)
+        if self.shuffle != SHUFFLE_DRAWN:  # the same: a study shuffling as before keeps its shape
+            out["shuffle"] = self.shuffle
         if vary:
             out["vary"] = vary
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudySpec:
-        """A stored spec (`to_dict`); one stored before adaptive seeding is a fixed study."""
+        """A stored spec (`to_dict`); one stored before adaptive seeding is a fixed study, one
+        stored before shuffle recipes were recorded shuffles with recipe 1."""
         vary: dict[str, list[Any] | Range] = {}
         for key, values in (d.get("vary") or {}).items():
             if isinstance(values, dict):
@@ -194,4 +200,5 @@ class StudySpec:
                    batch=int(d.get("batch", cls.batch)),
                    pruner=str(d.get("pruner", cls.pruner)),
                    reduction=int(d.get("reduction", cls.reduction)),
-                   min_epochs=int(d.get("min_epochs", cls.min_epochs)))
+                   min_epochs=int(d.get("min_epochs", cls.min_epochs)),
+                   shuffle=int(d.get("shuffle", SHUFFLE_DRAWN)))

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+# How a trial shuffles its training rows each epoch (engine.train.shuffles), recorded per study.
+# Both give the same numbers on every device; they differ in where they are fast.
+SHUFFLE_DRAWN = 1  # randperm from the trial's generator, on the host: the notebook's way
+SHUFFLE_KEYED = 2  # a keyed bijection of the rows, computed on the trial's device
+SHUFFLE_RECIPES = (SHUFFLE_DRAWN, SHUFFLE_KEYED)
+
 
 def derive_seed(seed: int, tag: str) -> int:
     """A stable 63-bit seed from a base seed and a tag (independent streams per purpose)."""

@@ -7,8 +7,10 @@ loop for the same trial, within float32 round-off, so the seed recipe below is s
     g = torch.Generator().manual_seed(trial.seed)
     for each layer, in order: W = uniform(-k, k) of shape [out, in], then b = uniform(-k, k) of
         shape [out], both drawn from g, with k = 1 / sqrt(fan_in) (nn.Linear's default range)
-    each epoch: perm = torch.randperm(n_train, generator=g); batches are consecutive slices of perm,
-        the last one possibly partial
+    each epoch: perm = the trial's shuffle, by its study's recipe (`engine.train.shuffles`):
+        1, torch.randperm(n_train, generator=g), drawn after the weights; 2, a keyed bijection of
+        the rows from (trial.seed, epoch); batches are consecutive slices of perm, the last one
+        possibly partial
 
 Learning-rate schedules come from torch.optim.lr_scheduler (`make_scheduler`), stepped after
 each epoch, so that this loop stays independent of the closed forms the population uses.
@@ -29,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.spec import TrialConfig
+from engine.spec import SHUFFLE_DRAWN, SHUFFLE_RECIPES, TrialConfig
 from engine.train.data import Split, Splits
+from engine.train.shuffles import keyed_permutations
 
 Weights = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -39,6 +42,11 @@ Weights = list[tuple[torch.Tensor, torch.Tensor]]
 class Trial:
     config: TrialConfig
     seed: int
+    shuffle: int = SHUFFLE_DRAWN  # its study's shuffle recipe (engine.spec.seeds)
+
+    def __post_init__(self) -> None:
+        if self.shuffle not in SHUFFLE_RECIPES:
+            raise ValueError(f"unknown shuffle recipe {self.shuffle}: one of {SHUFFLE_RECIPES}")
 
 
 @dataclass(frozen=True)
@@ -204,7 +212,8 @@ def train_reference(
     n = len(splits.train)
     outcome = TrialOutcome(status="completed")
     for epoch in range(cfg.epochs):
-        perm = torch.randperm(n, generator=g).to(device)
+        perm = (torch.randperm(n, generator=g).to(device) if trial.shuffle == SHUFFLE_DRAWN
+                else keyed_permutations([trial.seed], epoch, n, device)[0])
         train_loss = _train_epoch(model, optimizer, params, x[perm], y[perm], cfg)
         weights = model_weights(model)
         val_loss, val_acc = evaluate(weights, cfg, splits.val)

@@ -90,7 +90,7 @@ def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Step
         training = [pop.alive[n] and pop.epochs[n] > epoch for n in range(pop.n)]
         pop.active = pop.vec(training, torch.bool)
         pop.loss_sum = torch.zeros(pop.vshape, dtype=torch.float64, device=pop.device)
-        perms = pop.perms(training, n_train, clock.check)
+        perms = pop.perms(training, n_train, epoch, clock.check)
         eta, bc2s = pop.step_sizes(full + (rest > 0), epoch)
         etas, bc2ss = eta.unbind(0), bc2s.unbind(0)
         for first in range(0, full, seg):

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from engine.spec import TrialConfig, lr_at
+from engine.spec import SHUFFLE_DRAWN, SHUFFLE_KEYED, TrialConfig, lr_at
 from engine.train.population.grouping import LANES, WIDE_QUANTUM, Group
 from engine.train.population.program import (
     ACTIVE,
@@ -27,6 +27,7 @@ from engine.train.population.program import (
     spec_for,
 )
 from engine.train.reference import init_weights
+from engine.train.shuffles import keyed_permutations
 
 PERM_THREADS = 16  # threads drawing the shuffles of a GPU population
 
@@ -54,6 +55,8 @@ class Population:
         padded = any(list(c.hidden) != hidden for c in self.configs)
         self.spec = spec_for(self.configs, group.layout, padded)
         self.generators = [torch.Generator().manual_seed(t.seed) for t in group.trials]
+        self.seeds = [t.seed for t in group.trials]
+        self.shuffles = [t.shuffle for t in group.trials]  # each trial's study's recipe
         self.hp = self._hyper()
         # whether some trial's lr changes between epochs (then AdamW's decay does too)
         self.scheduled = any(c.schedule != "constant" or c.warmup_epochs for c in self.configs)
@@ -96,7 +99,8 @@ class Population:
         self.consts = [self.hp[k] for k in self.program.keys]
         self.group = Group([self.group.indices[n] for n in keep],
                            [self.group.trials[n] for n in keep], self.group.layout)
-        for name in ("configs", "generators", "epochs", "alive", "is_adam", "origin"):
+        for name in ("configs", "generators", "seeds", "shuffles", "epochs", "alive", "is_adam",
+                     "origin"):
             values = getattr(self, name)
             setattr(self, name, [values[n] for n in keep])
         self.n, self.np = len(keep), new_np
@@ -211,11 +215,31 @@ class Population:
         return (eta.to(torch.float32).view(count, *self.vshape).to(self.device),
                 bc2s.to(torch.float32).to(self.device))
 
-    def perms(self, training: list[bool], n_train: int,
+    def perms(self, training: list[bool], n_train: int, epoch: int,
               check: Callable[[], None] | None = None) -> torch.Tensor:
-        """[np, n_train] shuffles: each training trial draws one from its own generator.
-        `check` (which may raise `Stopped`) is called after each: a large population's shuffles
-        take seconds."""
+        """[np, n_train] shuffles on the population's device, each training trial's by its
+        recipe for `epoch` (the others: identity). `check` (which may raise `Stopped`) is
+        called between draws: a large population's shuffles take seconds."""
+        keyed = [n for n in range(self.n) if training[n] and self.shuffles[n] == SHUFFLE_KEYED]
+        drawn = [training[n] and self.shuffles[n] == SHUFFLE_DRAWN for n in range(self.n)]
+        if not keyed:
+            return self._drawn_perms(drawn, n_train, check)
+        perms = (self._drawn_perms(drawn, n_train, check) if any(drawn) else
+                 torch.arange(n_train, device=self.device).repeat(self.np, 1))
+        seeds = [self.seeds[n] for n in keyed]
+        if keyed == list(range(len(keyed))):  # the usual case: straight into its rows
+            keyed_permutations(seeds, epoch, n_train, self.device, out=perms[: len(keyed)])
+        else:
+            rows = torch.tensor(keyed, device=self.device)
+            perms[rows] = keyed_permutations(seeds, epoch, n_train, self.device)
+        if check is not None:
+            check()
+        return perms
+
+    def _drawn_perms(self, training: list[bool], n_train: int,
+                     check: Callable[[], None] | None) -> torch.Tensor:
+        """Recipe 1: each trial in `training` draws its shuffle from its own generator, on the
+        host; then one copy to the device."""
         perms = torch.empty(self.np, n_train, dtype=torch.long)
 
         def fill(rows: range) -> None:
