@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from engine.spec import DataConfig, TrialConfig
+from engine.spec import SHUFFLE_KEYED, DataConfig, TrialConfig
 from engine.train import LANES, Trial, choose, load_splits, population_shape, train_population
 from engine.train import calibrate as calibration
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     wrong = 0
     print(f"{'N':>7} {'device':>7} {'predicted s':>11} {'measured s':>10} {'ratio':>6}  chosen")
     for n in (int(s) for s in args.sizes.split(",")):
-        trials = [Trial(cfg, seed) for seed in range(n)]
+        trials = [Trial(cfg, seed, SHUFFLE_KEYED) for seed in range(n)]  # as auto's studies
         shape = population_shape([cfg] * n, len(splits.train), splits.n_features, LANES)
         choice = choose(speeds, shape)
         measured = {}

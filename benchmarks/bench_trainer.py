@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from engine.spec import DataConfig, TrialConfig
+from engine.run import shuffle_for
+from engine.spec import SHUFFLE_DRAWN, SHUFFLE_RECIPES, DataConfig, TrialConfig
 from engine.train import (
     LANES,
     Splits,
@@ -52,6 +53,8 @@ from engine.train import (
     train_population,
     train_reference,
 )
+
+SHUFFLE = SHUFFLE_DRAWN  # the trials' shuffle recipe (--shuffle)
 
 
 @dataclass
@@ -150,10 +153,10 @@ def bench_reference(cfg: TrialConfig, splits: Splits, count: int, device: torch.
                     ) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    train_reference(Trial(cfg.replace(epochs=1), 0), splits, device)  # first-call set-up
+    train_reference(Trial(cfg.replace(epochs=1), 0, SHUFFLE), splits, device)  # first-call set-up
     start = time.perf_counter()
     for seed in range(count):
-        train_reference(Trial(cfg, seed), splits, device)
+        train_reference(Trial(cfg, seed, SHUFFLE), splits, device)
     seconds = time.perf_counter() - start
     torch.set_num_threads(threads)
     return {"seconds": seconds}
@@ -161,7 +164,7 @@ def bench_reference(cfg: TrialConfig, splits: Splits, count: int, device: torch.
 
 def bench_population(cfg: TrialConfig, splits: Splits, n: int, compile: bool,
                      device: torch.device, workers: int) -> dict[str, Any]:
-    trials = [Trial(cfg, seed) for seed in range(n)]
+    trials = [Trial(cfg, seed, SHUFFLE) for seed in range(n)]
     if workers > 1:
         from engine.run.pool import WorkerPool
 
@@ -239,15 +242,16 @@ def _params(cfg: TrialConfig) -> int:
     return sum(o * i + o for i, o in itertools.pairwise(sizes))
 
 
-def check(device: torch.device, compile: bool) -> float:
-    """Equivalence on `device`: a mixed population against the CPU reference (max abs diff)."""
+def check(device: torch.device, compile: bool, shuffle: int) -> float:
+    """Equivalence on `device`: a mixed population against the CPU reference (max abs diff),
+    both shuffling with recipe `shuffle` (the keyed one is computed on `device`)."""
     data = DataConfig(train_size=200, val_size=100)
     splits = load_splits(data)
     kinds = [("relu", "sgd", "mse"), ("tanh", "adam", "bce"), ("sigmoid", "rmsprop", "mse"),
              ("gelu", "adamw", "bce_with_logits"), ("silu", "sgd", "bce"),
              ("elu", "adam", "mse"), ("leaky_relu", "sgd", "bce_with_logits")]
     trials = [Trial(TrialConfig(data=data, hidden=hidden, activation=a, optimizer=o, loss=loss,
-                                lr=0.01 if o != "sgd" else 0.1, epochs=2), seed)
+                                lr=0.01 if o != "sgd" else 0.1, epochs=2), seed, shuffle)
               for seed, (a, o, loss) in enumerate(kinds) for hidden in ((10,), (5, 7), (40,))]
     outcomes = train_population(trials, splits, device=device, compile=compile)
     worst = 0.0
@@ -297,9 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="0 or 1: no worker row")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--shuffle", type=int, choices=SHUFFLE_RECIPES,
+                   help="the trials' shuffle recipe (default: a new study's on --device: "
+                        "randperm on the cpu, keyed elsewhere)")
     p.add_argument("--check", action="store_true",
                    help="first compare a mixed population on --device with the CPU reference")
     args = p.parse_args(argv)
+    global SHUFFLE
+    SHUFFLE = args.shuffle or shuffle_for(args.device, gpu=args.device != "cpu")
     if args.quick:
         args.sizes, args.epochs, args.wide_epochs = "1,8", 2, 1
         args.train_size, args.val_size, args.ref_trials = 400, 100, 1
@@ -309,12 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         args.compile_sizes = [int(s) for s in str(args.compile_sizes).split(",")]
     args.configs = args.configs.split(",")
     print(f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"device {args.device}; parent RSS {_peak_rss_mb():.0f} MB after importing torch")
+          f"device {args.device}, shuffle recipe {SHUFFLE}; parent RSS {_peak_rss_mb():.0f} MB "
+          "after importing torch")
     if args.check:
-        for compile in (False, True):
-            worst = check(resolve_device(args.device), compile)
-            print(f"check on {args.device} (compile={compile}): max |population - reference| = "
-                  f"{worst:.2e} over 21 mixed trials", flush=True)
+        for compile, shuffle in itertools.product((False, True), SHUFFLE_RECIPES):
+            worst = check(resolve_device(args.device), compile, shuffle)
+            print(f"check on {args.device} (compile={compile}, shuffle recipe {shuffle}): "
+                  f"max |population - reference| = {worst:.2e} over 21 mixed trials", flush=True)
             if worst > 1e-4:
                 return 1
     print(_HEADER)
