@@ -304,11 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shuffle", type=int, choices=SHUFFLE_RECIPES,
                    help="the trials' shuffle recipe (default: a new study's on --device: "
                         "randperm on the cpu, keyed elsewhere)")
+    p.add_argument("--graphs", action="store_true",
+                   help="eager steps as CUDA graphs (HP_TUI_CUDA_GRAPHS=1; CUDA only)")
     p.add_argument("--check", action="store_true",
                    help="first compare a mixed population on --device with the CPU reference")
     args = p.parse_args(argv)
     global SHUFFLE
     SHUFFLE = args.shuffle or shuffle_for(args.device, gpu=args.device != "cpu")
+    if args.graphs:  # read by train_population, here and in the worker processes
+        os.environ["HP_TUI_CUDA_GRAPHS"] = "1"
     if args.quick:
         args.sizes, args.epochs, args.wide_epochs = "1,8", 2, 1
         args.train_size, args.val_size, args.ref_trials = 400, 100, 1
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         args.compile_sizes = [int(s) for s in str(args.compile_sizes).split(",")]
     args.configs = args.configs.split(",")
     print(f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"device {args.device}, shuffle recipe {SHUFFLE}; parent RSS {_peak_rss_mb():.0f} MB "
+          f"device {args.device}, shuffle recipe {SHUFFLE}, graphs {args.graphs}; parent RSS {_peak_rss_mb():.0f} MB "
           "after importing torch")
     if args.check:
         for compile, shuffle in itertools.product((False, True), SHUFFLE_RECIPES):

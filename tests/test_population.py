@@ -207,8 +207,8 @@ def record_last_finite_weights(monkeypatch, target: int) -> list:
     saved: list = []
     make = loop.steppers
 
-    def steppers(pop, splits, device, compile):
-        step, rest_step = make(pop, splits, device, compile)
+    def steppers(pop, splits, device, compile, graphs=False):
+        step, rest_step = make(pop, splits, device, compile, graphs)
         if target not in pop.group.indices:
             return step, rest_step
         row = pop.group.indices.index(target)

@@ -26,8 +26,9 @@ its last finite weights, so NaNs never reach other trials (no op mixes trials).
 
 Modules, each importing only those before it: `grouping` (which trials train together), `program`
 (the step math), `state` (a population's tensors and the eager steps that update them),
-`batching` and `validation` (the data a population trains and validates on), `compiled` (when
-and how the step is compiled), `loop` (the epochs and `train_population`).
+`graphs` (the eager step captured as a CUDA graph, behind a flag), `batching` and `validation`
+(the data a population trains and validates on), `compiled` (when and how the step is
+compiled), `loop` (the epochs and `train_population`).
 """
 
 from engine.train.population.batching import EPOCH_DATA_BYTES

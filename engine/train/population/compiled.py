@@ -20,6 +20,7 @@ import torch
 
 from engine.train.data import Splits
 from engine.train.population.batching import batch_slice, epoch_data, segment_steps
+from engine.train.population.graphs import GraphStep
 from engine.train.population.program import Program, StepFn, ValProgram
 from engine.train.population.state import FlatStep, Population, Stepper, functional_step
 from engine.train.population.validation import val_chunk
@@ -84,13 +85,16 @@ def _compile(program: Program | ValProgram, args: Sequence[torch.Tensor]) -> Ste
     return _COMPILED[key]
 
 
-def steppers(pop: Population, splits: Splits, device: torch.device, compile: bool | None
-              ) -> tuple[Stepper, Stepper]:
+def steppers(pop: Population, splits: Splits, device: torch.device, compile: bool | None,
+             graphs: bool = False) -> tuple[Stepper, Stepper]:
     """(full steps, the partial last batch): the compiled step program and the eager one when
-    compiling is wanted and possible, else FlatStep for both."""
-    compiled = _compiled_step(pop, splits, device, compile)
+    compiling is wanted and possible, else FlatStep for both; with `graphs`, the eager
+    FlatStep through GraphStep (captured on CUDA for the full steps)."""
+    compiled = None if graphs else _compiled_step(pop, splits, device, compile)
     if compiled is None:
         flat = FlatStep(pop)
+        if graphs:
+            return GraphStep(flat, capture=True), GraphStep(flat, capture=False)
         return flat, flat
     return functional_step(pop, compiled), functional_step(pop, pop.program)
 

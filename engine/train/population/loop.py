@@ -18,6 +18,7 @@ import torch
 from engine.train.data import Splits
 from engine.train.population.batching import batches, epoch_data, segment_steps
 from engine.train.population.compiled import steppers
+from engine.train.population.graphs import GraphStep, graphs_wanted
 from engine.train.population.grouping import LANES, group_trials
 from engine.train.population.program import Tensors
 from engine.train.population.state import FlatStep, Population, Stepper
@@ -88,8 +89,9 @@ def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Step
     seg = segment_steps(pop, batch, full, x_t.shape[0])
     for epoch in range(max(pop.epochs)):
         training = [pop.alive[n] and pop.epochs[n] > epoch for n in range(pop.n)]
-        pop.active = pop.vec(training, torch.bool)
-        pop.loss_sum = torch.zeros(pop.vshape, dtype=torch.float64, device=pop.device)
+        # in place: a captured step reads and writes these very tensors
+        pop.active.copy_(pop.vec(training, torch.bool))
+        pop.loss_sum.zero_()
         perms = pop.perms(training, n_train, epoch, clock.check)
         eta, bc2s = pop.step_sizes(full + (rest > 0), epoch)
         etas, bc2ss = eta.unbind(0), bc2s.unbind(0)
@@ -109,7 +111,7 @@ def _train_group(pop: Population, splits: Splits, step: Stepper, rest_step: Step
         if pruner is not None and rebuild is not None and epoch + 1 in pruner.rungs:
             keep = [n for n in range(pop.n) if outcomes[pop.origin[n]].status == "running"]
             if -(-len(keep) // LANES) < pop.np // LANES:  # only when it frees lanes
-                if isinstance(step, FlatStep):
+                if isinstance(step, FlatStep | GraphStep):
                     step.put_back()
                 pop.compact(keep)
                 step, rest_step = rebuild()
@@ -201,6 +203,7 @@ def train_population(
     should_stop: Callable[[], bool] | None = None,
     compile: bool | None = None,
     pruner: Pruner | None = None,
+    graphs: bool | None = None,
 ) -> list[TrialOutcome]:
     """Train `trials` (all on the same data) as populations; outcomes in the order of `trials`.
 
@@ -211,21 +214,24 @@ def train_population(
     False forces eager, True compiles wherever a compiler is available. With a pruner, each
     population holds whole brackets (`group_trials(whole=True)`), trials stopped at a rung
     end "pruned", and the population is compacted (the step keeps its compile decision).
+    graphs=True trains eagerly through `GraphStep` (CUDA graphs on a GPU); None: as
+    `HP_TUI_CUDA_GRAPHS=1` says, on CUDA only.
     """
     device = torch.device(device)
     if len({t.config.data for t in trials}) > 1:
         raise ValueError("train_population: all trials must share one DataConfig")
     clock = _Clock(should_stop)
+    graphed = graphs_wanted(graphs, device)
     results: dict[int, TrialOutcome] = {}
     with torch.no_grad(), _one_thread(device), _gc_paused():
         for group in group_trials(trials, device, whole=pruner is not None):
             pop = Population(group, splits.n_features, device)
-            step, rest_step = steppers(pop, splits, device, compile)
-            compiled = not isinstance(step, FlatStep)
+            step, rest_step = steppers(pop, splits, device, compile, graphed)
+            compiled = not isinstance(step, FlatStep | GraphStep)
 
             def rebuild(pop: Population = pop, compiled: bool = compiled
                         ) -> tuple[Stepper, Stepper]:
-                return steppers(pop, splits, device, compiled)
+                return steppers(pop, splits, device, compiled, graphed)
 
             outcomes = _train_group(pop, splits, step, rest_step, on_epoch, clock, pruner,
                                     rebuild)
