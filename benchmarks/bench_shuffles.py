@@ -20,9 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.spec import DataConfig, TrialConfig  # noqa: E402
-from engine.train import Trial, group_trials  # noqa: E402
-from engine.train.population.state import Population  # noqa: E402
+from engine.spec import DataConfig, TrialConfig
+from engine.train import Trial, group_trials
+from engine.train.population.state import Population
 
 
 def _sync(device: torch.device) -> None:

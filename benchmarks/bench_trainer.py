@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         args.compile_sizes = [int(s) for s in str(args.compile_sizes).split(",")]
     args.configs = args.configs.split(",")
     print(f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"device {args.device}, shuffle recipe {SHUFFLE}, graphs {args.graphs}; parent RSS {_peak_rss_mb():.0f} MB "
-          "after importing torch")
+          f"device {args.device}, shuffle recipe {SHUFFLE}, graphs {args.graphs}; "
+          f"parent RSS {_peak_rss_mb():.0f} MB after importing torch")
     if args.check:
         for compile, shuffle in itertools.product((False, True), SHUFFLE_RECIPES):
             worst = check(resolve_device(args.device), compile, shuffle)

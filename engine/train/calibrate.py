@@ -33,7 +33,7 @@ import torch
 from engine.spec import SHUFFLE_KEYED, DataConfig, TrialConfig
 from engine.train.data import Split, Splits
 from engine.train.devices import describe
-from engine.train.population import LANES, train_population
+from engine.train.population import LANES, graphs_wanted, train_population
 from engine.train.reference import Trial
 from engine.train.speed import DeviceSpeed, PopulationShape
 
@@ -64,7 +64,9 @@ def cpu_model() -> str:
 
 
 def cache_key(device: torch.device) -> str:
-    return f"{describe(device)} | torch {torch.__version__} | {cpu_model()} | recipe {RECIPE}"
+    graphs = " | cuda graphs" if graphs_wanted(None, device) else ""  # another step's speed
+    return (f"{describe(device)} | torch {torch.__version__} | {cpu_model()} | recipe {RECIPE}"
+            f"{graphs}")
 
 
 def speeds(devices: list[torch.device], path: Path | None = None,
