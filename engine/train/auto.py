@@ -10,6 +10,7 @@ with every choice and its predictions, for the runner's log.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 
 from engine.train.calibrate import speeds
 from engine.train.devices import resolve_device
-from engine.train.population import LANES, group_trials
+from engine.train.population import LANES, compile_saving, group_trials
 from engine.train.reference import Trial
 from engine.train.speed import Choice, DeviceSpeed, choose, population_shape
 
@@ -55,7 +56,14 @@ class AutoDevice:
             configs = [t.config for t in group.trials]
             shape = population_shape(configs, n_train, n_features, LANES)
             split = ways(len(group.indices)) if ways is not None else 1
-            choice = choose(self.speeds, shape, {"cpu": split})
+            params = max(sum(a * b + b for a, b in itertools.pairwise(c.layers(n_features)))
+                         for c in configs)
+            # as the trainer will decide on each device (a CPU share is compiled on its own)
+            compiled = {str(d): compile_saving(len(group.indices) // (split if d.type == "cpu"
+                                                                      else 1),
+                                               d, params, shape.steps)
+                        for d in self.devices}
+            choice = choose(self.speeds, shape, {"cpu": split}, compiled)
             target = placed.setdefault(choice.device, Placement(by_name[choice.device], []))
             target.indices.extend(group.indices)
             target.choices.append((len(group.indices), choice))

@@ -10,7 +10,8 @@ same few dozen ops whatever the size) and a part that grows with the arithmetic:
 where trials are padded to LANES, multiply-adds are a sample's forward pass through the
 population's widest layers, and the depth factor is the weight layers over the notebook's two
 (a deeper network dispatches proportionally more ops), and `setup_s` a trial's share of building
-the population (its own generator and initial weights). The constants are measured on
+the population (its own generator and initial weights). A population the trainer will compile
+saves a measured amount per step and pays its compile once (`predict(compiled=...)`). The constants are measured on
 this machine for each device (`engine.train.calibrate`); on a CPU that trains with several worker
 processes, a population the pool splits trains `ways` shares side by side.
 
@@ -27,6 +28,9 @@ from dataclasses import dataclass
 from engine.spec import TrialConfig
 
 CALIBRATION_LAYERS = 2  # weight layers of the network the constants are measured on
+# a compiled step's least share of the eager one (measured here: 0.24 to 0.26 at N = 512 for the
+# notebook, batch 100 and wide Adam; docs/performance.md)
+COMPILED_FLOOR = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,22 +85,33 @@ class Choice:
         return f"{self.device} (predicted: {', '.join(p.human() for p in self.predictions)})"
 
 
-def predict(speed: DeviceSpeed, shape: PopulationShape, ways: int = 1) -> Prediction:
+def predict(speed: DeviceSpeed, shape: PopulationShape, ways: int = 1,
+            compiled: tuple[float, float] | None = None) -> Prediction:
     """Seconds per step and for the whole population on one device; `ways` shares of the
-    population train side by side (the CPU's worker pool), each with its own fixed cost."""
+    population train side by side (the CPU's worker pool), each with its own fixed cost.
+    `compiled`: (seconds a step saves, seconds the compile costs) where the trainer will
+    compile this population's step; a compiled step keeps at least COMPILED_FLOOR of the
+    eager one (the saving is measured on one machine, the eager step on this one)."""
     share = shape.work / max(1, ways)
     step = speed.step_s * shape.depth_factor + speed.work_s * share
     setup = speed.setup_s * shape.trials / max(1, ways)
-    return Prediction(speed.device, step, step * shape.steps + setup)
+    once = 0.0
+    if compiled is not None:
+        saved, once = compiled
+        step = max(step - saved, step * COMPILED_FLOOR)
+    return Prediction(speed.device, step, step * shape.steps + setup + once)
 
 
 def choose(speeds: Sequence[DeviceSpeed], shape: PopulationShape,
-           ways: dict[str, int] | None = None) -> Choice:
+           ways: dict[str, int] | None = None,
+           compiled: dict[str, tuple[float, float] | None] | None = None) -> Choice:
     """The device predicted fastest for this population. A tie goes to the device listed first
-    (put the CPU first: a GPU must be faster to be worth its transfers and its rounding)."""
+    (put the CPU first: a GPU must be faster to be worth its transfers and its rounding).
+    `ways` and `compiled` per device name, as `predict` takes them."""
     if not speeds:
         raise ValueError("choose: no device to choose from")
-    predictions = tuple(predict(s, shape, (ways or {}).get(s.device, 1)) for s in speeds)
+    predictions = tuple(predict(s, shape, (ways or {}).get(s.device, 1),
+                                (compiled or {}).get(s.device)) for s in speeds)
     best = predictions[0]
     for p in predictions[1:]:
         if p.seconds < best.seconds:

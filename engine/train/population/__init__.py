@@ -32,7 +32,7 @@ compiled), `loop` (the epochs and `train_population`).
 """
 
 from engine.train.population.batching import EPOCH_DATA_BYTES
-from engine.train.population.compiled import compile_available, should_compile
+from engine.train.population.compiled import compile_available, compile_saving, should_compile
 from engine.train.population.graphs import graphs_wanted
 from engine.train.population.grouping import (
     LANES,
@@ -58,6 +58,7 @@ __all__ = [
     "Pruner",
     "Stopped",
     "compile_available",
+    "compile_saving",
     "graphs_wanted",
     "group_trials",
     "should_compile",

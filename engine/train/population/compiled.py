@@ -54,12 +54,22 @@ def should_compile(n_trials: int, steps: int, device: torch.device,
                    params_per_trial: int = 41) -> bool:
     """Whether compiling saves more time than it costs (see COMPILE_COST_S): a small study
     never waits on the compiler."""
+    return compile_saving(n_trials, device, params_per_trial, steps) is not None
+
+
+def compile_saving(n_trials: int, device: torch.device, params_per_trial: int = 41,
+                   steps: int | None = None) -> tuple[float, float] | None:
+    """(seconds a compiled step saves, seconds the compile costs) for a population of n_trials
+    on `device`, or None where it would not be compiled (no compiler; with `steps`, when the
+    saving does not pay for the compile). What `--device auto` predicts with."""
     if not compile_available(device):
-        return False
+        return None
     kind = "cuda" if device.type == "cuda" else "cpu"
     fixed, per_trial = SAVED_PER_STEP_S[kind]
-    saved = steps * (fixed + per_trial * n_trials * params_per_trial / 41)
-    return saved >= COMPILE_COST_S[kind]
+    per_step = fixed + per_trial * n_trials * params_per_trial / 41
+    if steps is not None and steps * per_step < COMPILE_COST_S[kind]:
+        return None
+    return per_step, COMPILE_COST_S[kind]
 
 
 def _compile(program: Program | ValProgram, args: Sequence[torch.Tensor]) -> StepFn:
