@@ -252,5 +252,10 @@ def test_runner_trains_with_the_studys_recorded_recipe(tmp_path: Path):
             ref = train_reference(Trial(preset.config, row.seed, recipe), splits)
             assert row.val_acc == pytest.approx(ref.history[-1].val_acc, abs=0.011)
             assert row.train_loss == pytest.approx(ref.history[-1].train_loss, rel=1e-4)
-    assert services.create_study(store, preset, device="cpu") > 0  # the CLI's own way: recipe 1
-    assert "shuffle" not in store.studies()[-1].spec
+    # the CLI's and the app's way: the recipe for where the study may train
+    on_cpu = services.create_study(store, preset, device="cpu")
+    on_gpu = services.create_study(store, preset, device="cuda")
+    assert "shuffle" not in store.study(on_cpu).spec
+    assert StudySpec.from_dict(store.study(on_gpu).spec).shuffle == SHUFFLE_KEYED
+    assert services.study_key({}, store.study(on_cpu).spec) == services.study_key(
+        {}, store.study(on_gpu).spec)  # the ETA's identical studies: the recipe left out
