@@ -11,9 +11,10 @@ where trials are padded to LANES, multiply-adds are a sample's forward pass thro
 population's widest layers, and the depth factor is the weight layers over the notebook's two
 (a deeper network dispatches proportionally more ops), and `setup_s` a trial's share of building
 the population (its own generator and initial weights). A population the trainer will compile
-saves a measured amount per step and pays its compile once (`predict(compiled=...)`). The constants are measured on
-this machine for each device (`engine.train.calibrate`); on a CPU that trains with several worker
-processes, a population the pool splits trains `ways` shares side by side.
+saves a measured amount per step and pays its compile once (`predict(compiled=...)`). The
+constants are measured on this machine for each device (`engine.train.calibrate`); on a CPU
+that trains with several worker processes, a population the pool splits trains `ways` shares
+side by side.
 
 Pure: the constants and the shape go in, predictions come out, so that the choice is tested
 with figures measured elsewhere (docs/performance.md).

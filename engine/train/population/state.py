@@ -224,11 +224,15 @@ class Population:
         drawn = [training[n] and self.shuffles[n] == SHUFFLE_DRAWN for n in range(self.n)]
         if not keyed:
             return self._drawn_perms(drawn, n_train, check)
-        perms = (self._drawn_perms(drawn, n_train, check) if any(drawn) else
-                 torch.arange(n_train, device=self.device).repeat(self.np, 1))
-        seeds = [self.seeds[n] for n in keyed]
-        if keyed == list(range(len(keyed))):  # the usual case: straight into its rows
-            keyed_permutations(seeds, epoch, n_train, self.device, out=perms[: len(keyed)])
+        seeds, k = [self.seeds[n] for n in keyed], len(keyed)
+        if any(drawn):
+            perms = self._drawn_perms(drawn, n_train, check)
+        else:  # only the rows no keyed trial fills need the identity
+            perms = torch.empty(self.np, n_train, dtype=torch.long, device=self.device)
+            idle = perms[k:] if keyed == list(range(k)) else perms
+            idle.copy_(torch.arange(n_train, device=self.device).expand_as(idle))
+        if keyed == list(range(k)):  # the usual case: straight into its rows
+            keyed_permutations(seeds, epoch, n_train, self.device, out=perms[:k])
         else:
             rows = torch.tensor(keyed, device=self.device)
             perms[rows] = keyed_permutations(seeds, epoch, n_train, self.device)
