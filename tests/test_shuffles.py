@@ -269,5 +269,9 @@ def test_runner_trains_with_the_studys_recorded_recipe(tmp_path: Path):
     on_gpu = services.create_study(store, preset, device="cuda")
     assert "shuffle" not in store.study(on_cpu).spec
     assert StudySpec.from_dict(store.study(on_gpu).spec).shuffle == SHUFFLE_KEYED
+    from engine.study.report import study_dict
+
+    assert study_dict(store, store.study(on_gpu))["shuffle"] == SHUFFLE_KEYED  # show --json
+    assert study_dict(store, store.study(on_cpu))["shuffle"] == SHUFFLE_DRAWN
     assert services.study_key({}, store.study(on_cpu).spec) == services.study_key(
         {}, store.study(on_gpu).spec)  # the ETA's identical studies: the recipe left out

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.spec import StudySpec, TrialConfig, TrialStatus
+from engine.spec import SHUFFLE_DRAWN, StudySpec, TrialConfig, TrialStatus
 from engine.store import Store, StudyRow, TrialRow
 from engine.study import analysis, halving
 
@@ -156,6 +156,7 @@ class StudyReport:
     rounds: list[dict[str, Any]] = field(default_factory=list)
     # the pruner (halving_facts): "pruner", "rungs", "pruned", "trial_epochs", ...
     halving: dict[str, Any] = field(default_factory=dict)
+    shuffle: int = SHUFFLE_DRAWN  # its trials' shuffle recipe (engine.spec.seeds)
 
     def to_dict(self) -> dict[str, Any]:
         table = self.impact
@@ -182,6 +183,7 @@ class StudyReport:
             "error_rate": analysis.ALPHA,
             "rounds": self.rounds,
             **self.halving,
+            "shuffle": self.shuffle,
         }
         if self.error:
             out["error"] = self.error
@@ -204,6 +206,7 @@ def study_report(store: Store, study: StudyRow) -> StudyReport:
     interaction = (analysis.interaction(study.spec.get("vary") or {}, results)
                    if study.strategy == "grid" else None)
     predictions = store.predictions(study.id)
+    spec = StudySpec.from_dict(study.spec)
     return StudyReport(
         study=study.id, name=study.name, preset=study.preset_name, strategy=study.strategy,
         status=status, runner=runner, created=study.created, device=study.device,
@@ -213,7 +216,7 @@ def study_report(store: Store, study: StudyRow) -> StudyReport:
         predictions=(analysis.score_predictions(predictions, table)
                      if predictions and table else None),
         vault=store.vault(study.id), rounds=[r.to_dict() for r in store.rounds(study.id)],
-        halving=halving_facts(StudySpec.from_dict(study.spec), trials))
+        halving=halving_facts(spec, trials), shuffle=spec.shuffle)
 
 
 def study_dict(store: Store, study: StudyRow) -> dict[str, Any]:
