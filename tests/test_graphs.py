@@ -4,7 +4,6 @@ step to step, epoch to epoch, or between the full steps and the partial last bat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import pytest
@@ -14,6 +13,7 @@ from engine.spec import SHUFFLE_KEYED, DataConfig, TrialConfig
 from engine.train import Trial, load_splits, train_population
 from engine.train.population import graphs
 from engine.train.population.graphs import GraphStep, graphs_wanted
+from tests.trainer_helpers import assert_identical
 
 pytestmark = pytest.mark.numerics
 
@@ -40,22 +40,12 @@ def trials() -> list[Trial]:
     return out
 
 
-def same(a, b) -> None:
-    assert a.status == b.status and a.diverged_epoch == b.diverged_epoch
-    for ma, mb in zip(a.history, b.history, strict=True):
-        for x, y in ((ma.train_loss, mb.train_loss), (ma.val_loss, mb.val_loss),
-                     (ma.val_acc, mb.val_acc)):
-            assert x == y or (math.isnan(x) and math.isnan(y))
-    for (wa, ba), (wb, bb) in zip(a.weights, b.weights, strict=True):
-        assert torch.equal(wa, wb) and torch.equal(ba, bb)
-
-
 def test_graph_steps_give_flat_steps_numbers_bit_for_bit(splits):
     eager = train_population(trials(), splits, compile=False, graphs=False)
     graphed = train_population(trials(), splits, compile=False, graphs=True)
     assert {o.status for o in eager} == {"completed", "diverged"}
     for a, b in zip(eager, graphed, strict=True):
-        same(a, b)
+        assert_identical(a, b)
 
 
 def test_no_tensor_moves(splits, monkeypatch):
@@ -99,7 +89,7 @@ def test_compaction_builds_graph_steps_again(splits):
     graphed = train_population(many, splits, compile=False, graphs=True, pruner=HalfAtEpochOne())
     assert "pruned" in {o.status for o in eager}
     for a, b in zip(eager, graphed, strict=True):
-        same(a, b)
+        assert_identical(a, b)
 
 
 def test_graphs_are_asked_for_or_set_in_the_environment(monkeypatch):
@@ -125,4 +115,4 @@ def test_captured_steps_on_cuda_give_eager_numbers(splits):  # pragma: no cover 
     eager = train_population(trials(), splits, device="cuda", compile=False, graphs=False)
     graphed = train_population(trials(), splits, device="cuda", compile=False, graphs=True)
     for a, b in zip(eager, graphed, strict=True):
-        same(a, b)
+        assert_identical(a, b)

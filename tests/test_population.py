@@ -32,6 +32,7 @@ from engine.train import (
     train_reference,
 )
 from engine.train.population import batching, loop, state
+from tests.trainer_helpers import assert_identical
 
 pytestmark = pytest.mark.numerics
 
@@ -82,17 +83,6 @@ def assert_weights_close(a: TrialOutcome, b: TrialOutcome) -> None:
         assert wa.shape == wb.shape and ba.shape == bb.shape
         torch.testing.assert_close(wa, wb, atol=ATOL, rtol=RTOL)
         torch.testing.assert_close(ba, bb, atol=ATOL, rtol=RTOL)
-
-
-def assert_identical(a: TrialOutcome, b: TrialOutcome) -> None:
-    assert a.status == b.status and a.diverged_epoch == b.diverged_epoch
-    assert len(a.history) == len(b.history)
-    for ma, mb in zip(a.history, b.history, strict=True):
-        for x, y in ((ma.train_loss, mb.train_loss), (ma.val_loss, mb.val_loss),
-                     (ma.val_acc, mb.val_acc)):
-            assert x == y or (math.isnan(x) and math.isnan(y))
-    for (wa, ba), (wb, bb) in zip(a.weights, b.weights, strict=True):
-        assert torch.equal(wa, wb) and torch.equal(ba, bb)
 
 
 def assert_metrics_close(a: TrialOutcome, b: TrialOutcome, n_val: int) -> None:
