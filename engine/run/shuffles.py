@@ -1,8 +1,8 @@
 """Which shuffle recipe a new study records (engine.spec.seeds), without importing torch.
 
 Both recipes give a trial the same numbers on every device; they differ in speed. Recipe 1
-(randperm on the host) costs a quarter of recipe 2 on a CPU core (N = 512 notebook trials:
-14 ms an epoch against 55 ms, ~7% of an eager epoch against ~25%), while on a GPU recipe 1
+(randperm on the host) costs about half of recipe 2 on a CPU core (N = 512 notebook trials:
+~17 ms an epoch against ~33 ms, ~8% of an eager epoch against ~15%), while on a GPU recipe 1
 draws every trial's shuffle on the host and copies it over, which at 10^5 trials takes longer
 than the epoch's training. So a study that may train on a GPU takes recipe 2, and one that
 trains on this machine's CPU recipe 1. The choice is recorded with the study: a resume, here
