@@ -56,6 +56,21 @@ def test_live_eta_starts_from_the_prior_and_ends_on_the_measured_rate() -> None:
     assert live.left(110.0, 1000, 1000) == 0.0
 
 
+@pytest.mark.parametrize("prior", [100.0, None])
+def test_live_eta_measures_again_when_progress_goes_back(prior: float | None) -> None:
+    """A resume trains its interrupted trials from their start: the trial-epochs done drop
+    (to 0 on a loaded machine, where no epoch is seen before the poll). That once raised a
+    math domain error in the Run screen's poller, which closed the app."""
+    live = eta.LiveEta(prior=prior)
+    live.left(10.0, 100, 1000)
+    assert live.left(20.0, 200, 1000) is not None
+    after = [live.left(25.0, 0, 1000), live.left(30.0, 40, 1000), live.left(40.0, 140, 1000)]
+    assert all(left is None or left >= 0 for left in after)
+    assert after[2] is not None and after[2] > 0  # measured again, from the 40 seen at 30 s
+    if prior is None:
+        assert after[2] == pytest.approx(860 * 10 / 100)
+
+
 def test_live_eta_with_a_wrong_prior_converges_to_the_rate() -> None:
     live = eta.LiveEta(prior=5.0)  # an uncalibrated guess, 10x too short
     live.left(0.0, 10, 1000)

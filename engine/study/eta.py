@@ -125,8 +125,12 @@ class LiveEta:
         if done >= total:
             return 0.0
         prior_left = None if self.prior is None else max(0.0, self.prior - now)
-        # the rate counts from the first progress seen: start-up and compiling are not training
-        if done > 0 and (self._first is None or done < self._first[1]):
+        # the rate counts from the first progress seen: start-up and compiling are not training;
+        # progress that went back (a resume trains its interrupted trials from their start)
+        # starts the measure again
+        if self._first is not None and done < self._first[1]:
+            self._first = None
+        if done > 0 and self._first is None:
             self._first = (now, done)
         if self._first is None:
             return prior_left
