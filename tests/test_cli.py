@@ -83,6 +83,21 @@ def test_same_study_twice_gives_the_same_numbers(store: Path) -> None:
     assert [t["train_loss"] for t in a["trials"]] == [t["train_loss"] for t in b["trials"]]
 
 
+def test_shuffle_option_reproduces_a_study_made_on_another_machine(store: Path) -> None:
+    """A study made on a GPU box shuffles with the keyed recipe: `--shuffle keyed` gives the
+    same study here (recorded, same numbers twice); the default here is randperm."""
+    keyed, again = (hp("run", TINY, "--shuffle", "keyed", "--json", store=store)
+                    for _ in range(2))
+    plain = hp("run", TINY, "--json", store=store)
+    assert keyed.code == again.code == plain.code == 0, keyed.err
+    assert keyed.json()["shuffle"] == 2 and plain.json()["shuffle"] == 1
+    numbers = [[t["val_acc"], t["train_loss"]] for t in keyed.json()["trials"]]
+    assert numbers == [[t["val_acc"], t["train_loss"]] for t in again.json()["trials"]]
+    assert numbers != [[t["val_acc"], t["train_loss"]] for t in plain.json()["trials"]]
+    bad = hp("run", TINY, "--shuffle", "sorted", store=store)
+    assert bad.code == 2 and "--shuffle" in bad.err and "randperm" in bad.err
+
+
 @pytest.mark.slow
 def test_notebook_sensitivity_study_end_to_end(store: Path) -> None:
     """The workshop's question in one command: the impact table of every knob it names."""

@@ -22,7 +22,7 @@ from engine.run import (
     start_runner,
     stop_runner,
 )
-from engine.spec import FINISHED_TRIALS, StudySpec, TrialConfig, TrialStatus
+from engine.spec import FINISHED_TRIALS, SHUFFLE_NAMES, StudySpec, TrialConfig, TrialStatus
 from engine.store import Store
 from engine.study import eta, halving, samplers, strategies
 
@@ -268,11 +268,17 @@ def start_race(store: Store, preset_path: Path) -> Any:
             start_new_session=True, env=env, close_fds=True)
 
 
+def shuffle_named(name: str | None) -> int | None:
+    """The recipe `--shuffle NAME` names; None (no option): the one for the study's device."""
+    return None if name is None else SHUFFLE_NAMES[name]
+
+
 def create_study(store: Store, preset: Preset, *, name: str | None = None,
                  device: str = "auto", plan: strategies.Plan | None = None,
                  executor: str = "local", ray_address: str | None = None,
-                 warn: Callable[[str], None] | None = None) -> int:
+                 warn: Callable[[str], None] | None = None, shuffle: int | None = None) -> int:
     """The same steps as `hp-tui run`: plan the trials and write the study; returns its id.
+    `shuffle`: the trials' shuffle recipe (default: `shuffle_for` the device).
     A Ray study records its cluster (engine.run.executors.ray_address) so that resuming it, from
     here or from the app, goes back to the same one.
 
@@ -294,7 +300,7 @@ def create_study(store: Store, preset: Preset, *, name: str | None = None,
         preset_path=str(preset.path.resolve()) if preset.path else None,
         preset_text=preset.text, strategy=plan.strategy, seed=preset.study.seed,
         baseline=preset.config.to_dict(),
-        spec=dataclasses.replace(preset.study, shuffle=shuffle_for(device)).to_dict(),
+        spec=dataclasses.replace(preset.study, shuffle=shuffle or shuffle_for(device)).to_dict(),
         device=device,
         trials=[(t.config.to_dict(), t.seed, t.replicate) for t in plan.trials],
         executor=executor, ray_address=ray_address,

@@ -13,6 +13,7 @@ from engine.spec.schedules import describe_schedule, lr_at, lr_curve
 from engine.spec.seeds import (
     SHUFFLE_DRAWN,
     SHUFFLE_KEYED,
+    SHUFFLE_NAMES,
     SHUFFLE_RECIPES,
     derive_seed,
     replicate_seed,
@@ -35,6 +36,7 @@ __all__ = [
     "KEPT_ON_RESUME",
     "SHUFFLE_DRAWN",
     "SHUFFLE_KEYED",
+    "SHUFFLE_NAMES",
     "SHUFFLE_RECIPES",
     "STUDY_STATUSES",
     "TRIAL_STATUSES",

@@ -9,6 +9,7 @@ import hashlib
 SHUFFLE_DRAWN = 1  # randperm from the trial's generator, on the host: the notebook's way
 SHUFFLE_KEYED = 2  # a keyed bijection of the rows, computed on the trial's device
 SHUFFLE_RECIPES = (SHUFFLE_DRAWN, SHUFFLE_KEYED)
+SHUFFLE_NAMES = {"randperm": SHUFFLE_DRAWN, "keyed": SHUFFLE_KEYED}  # `--shuffle NAME`
 
 
 def derive_seed(seed: int, tag: str) -> int:

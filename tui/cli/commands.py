@@ -90,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         study_id = actions.create_study(store, preset, name=args.name, device=args.device,
                                         plan=plan, executor=args.executor,
                                         ray_address=args.ray_address,
-                                        warn=lambda m: say(f"hp-tui: warning: {m}"))
+                                        warn=lambda m: say(f"hp-tui: warning: {m}"),
+                                        shuffle=actions.shuffle_named(args.shuffle))
         return _launch_and_follow(store, study_id, args)
 
 

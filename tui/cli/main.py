@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from engine.spec import ExitCode, space
+from engine.spec import SHUFFLE_NAMES, ExitCode, space
 from tui.cli.errors import UserError
 
 COMMANDS_HELP = """\
@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start even when the study's estimated peak memory exceeds what "
                             "this machine has available (refused otherwise, exit code 3)")
 
+    def shuffle_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--shuffle", choices=list(SHUFFLE_NAMES),
+                       help="how trials shuffle their rows each epoch: randperm (on the host) "
+                            "or keyed (computed on the device); both give the same numbers on "
+                            "every device (default: keyed where a GPU may train the study, "
+                            "else randperm; give it to reproduce a study made elsewhere)")
+
     def json_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -93,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training processes, 1 to the number of cores (default: one per "
                           "core, CPU only); with --executor ray and no cluster address, the "
                           "local Ray's CPUs")
+    shuffle_opt(run)
     executor_opts(run)
     memory_opt(run)
     run.add_argument("--detach", action="store_true",
@@ -151,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="studies trained at once, one runner process each (default: one "
                            "per core)")
     race.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    shuffle_opt(race)
     store_opt(race)
     json_opt(race)
     return parser

@@ -58,7 +58,8 @@ def cmd_race(args: argparse.Namespace) -> int:
         for name, studies in entrants.items():
             ids[name] = [actions.create_study(
                 store, _as_preset(preset, e), name=race.study_name(preset.name, name, s, run),
-                device=args.device, plan=e.plan) for e, s in zip(studies, seeds, strict=True)]
+                device=args.device, plan=e.plan, shuffle=actions.shuffle_named(args.shuffle))
+                for e, s in zip(studies, seeds, strict=True)]
         failed = _train(store, [i for group in ids.values() for i in group], args)
         result = race_store.race_result(store, preset.name, budget, seeds, ids)
     for name, studies in entrants.items():
