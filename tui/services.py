@@ -17,8 +17,10 @@ from engine.presets import Preset
 from engine.run import (
     Prestarted,
     RunnerOptions,
+    logs_dir,
     memory,
     shuffle_for,
+    start_detached,
     start_runner,
     stop_runner,
 )
@@ -253,19 +255,11 @@ def race_plan(preset: Preset) -> RacePlan:
 def start_race(store: Store, preset_path: Path) -> Any:
     """`hp-tui race PRESET` as a process of its own (its own session: it outlives the app and
     a dropped connection); its output goes to a log beside the store's study logs."""
-    import subprocess
     import sys
 
-    log = store.path.parent / "logs" / store.path.name / f"race-{preset_path.stem}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "--store", str(store.path), "race",
-             str(preset_path), "--json"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, env=env, close_fds=True)
+    return start_detached([sys.executable, "-m", "tui.cli", "--store", str(store.path), "race",
+                           str(preset_path), "--json"],
+                          logs_dir(store.path) / f"race-{preset_path.stem}.log")
 
 
 def shuffle_named(name: str | None) -> int | None:

@@ -8,7 +8,16 @@ run."""
 from __future__ import annotations
 
 from engine.run.executors import ExecutorError, check_executor, check_ray_device, ray_address
-from engine.run.launcher import Prestarted, RunnerOptions, log_path, start_runner, stop_runner, tail
+from engine.run.launcher import (
+    Prestarted,
+    RunnerOptions,
+    log_path,
+    logs_dir,
+    start_detached,
+    start_runner,
+    stop_runner,
+    tail,
+)
 from engine.run.shuffles import gpu_visible, shuffle_for
 
 __all__ = [
@@ -19,8 +28,10 @@ __all__ = [
     "check_ray_device",
     "gpu_visible",
     "log_path",
+    "logs_dir",
     "ray_address",
     "shuffle_for",
+    "start_detached",
     "start_runner",
     "stop_runner",
     "tail",

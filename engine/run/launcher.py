@@ -20,10 +20,24 @@ from typing import Any
 from engine.spec import pid_alive
 
 
+def logs_dir(store_path: Path) -> Path:
+    """Where the store's processes log: beside the store, in a folder named after the store
+    file, so that two stores in one folder (whose studies share numbers) never share a log."""
+    return store_path.parent / "logs" / store_path.name
+
+
 def log_path(store_path: Path, study_id: int) -> Path:
-    """The study's log: beside the store, in a folder named after the store file, so that two
-    stores in one folder (whose studies share numbers) never write to the same log."""
-    return store_path.parent / "logs" / store_path.name / f"study-{study_id}.log"
+    """The study's runner log."""
+    return logs_dir(store_path) / f"study-{study_id}.log"
+
+
+def start_detached(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own session (a closed terminal or a dropped connection never stops
+    it), stdin from /dev/null, its output appended to `log`, able to import this checkout."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, env=_runner_env(), close_fds=True)
 
 
 @dataclass(frozen=True)
@@ -50,12 +64,8 @@ class RunnerOptions:
 def start_runner(store_path: Path, study_id: int,
                  options: RunnerOptions | None = None) -> subprocess.Popen[bytes]:
     """Start `python -m engine.run.runner` detached; its output goes to the study's log file."""
-    log = log_path(store_path, study_id)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = _runner_cmd(store_path, ["--study", str(study_id)], options)
-    with open(log, "ab") as out:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, env=_runner_env(), close_fds=True)
+    return start_detached(_runner_cmd(store_path, ["--study", str(study_id)], options),
+                          log_path(store_path, study_id))
 
 
 class Prestarted:
@@ -110,8 +120,9 @@ def _runner_cmd(store_path: Path | None, study: list[str],
 
 def _runner_env() -> dict[str, str]:
     env = dict(os.environ)
-    # The runner must find the engine package even when hp-tui runs from a checkout.
-    root = str(Path(__file__).resolve().parent.parent)
+    # The runner must find the engine package even when hp-tui runs from a checkout (the
+    # repository root, two folders above engine/run/).
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
 
