@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.datasets import csv_file
-from engine.spec import DataConfig, TrialConfig
+from engine.spec import DataConfig, TrialConfig, parameters
 
 # the population trainer's constants, which need torch to import (a test
 # checks that they agree)
@@ -83,7 +83,7 @@ class Population:
 
     @property
     def params(self) -> int:
-        return sum(o * i + o for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        return parameters(self.sizes)
 
     def peak_bytes(self, features: int) -> int:
         """The trainer's peak while this population trains (its data split excluded)."""

@@ -3,7 +3,14 @@ seeds, exit codes. Standard library only (no numpy, no torch): anything may impo
 
 from __future__ import annotations
 
-from engine.spec.config import BATCHED_STRATEGIES, DataConfig, Range, StudySpec, TrialConfig
+from engine.spec.config import (
+    BATCHED_STRATEGIES,
+    DataConfig,
+    Range,
+    StudySpec,
+    TrialConfig,
+    parameters,
+)
 from engine.spec.exit_codes import ExitCode
 from engine.spec.populations import population_key
 from engine.spec.predictions import EFFECT_SIZES
@@ -53,6 +60,7 @@ __all__ = [
     "halving_rungs",
     "lr_at",
     "lr_curve",
+    "parameters",
     "pid_alive",
     "population_key",
     "replicate_seed",

@@ -7,11 +7,18 @@ table. Both are plain frozen dataclasses, built only from values that the space 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.spec import space
 from engine.spec.seeds import SHUFFLE_DRAWN, seed_schedule
+
+
+def parameters(layers: Sequence[int]) -> int:
+    """Weights and biases of a fully connected network with these layer sizes."""
+    return sum(i * o + o for i, o in itertools.pairwise(layers))
 
 
 @dataclass(frozen=True)

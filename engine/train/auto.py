@@ -10,7 +10,6 @@ with every choice and its predictions, for the runner's log.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from engine.spec import parameters
 from engine.train.calibrate import speeds
 from engine.train.devices import resolve_device
 from engine.train.population import LANES, compile_saving, group_trials
@@ -56,8 +56,7 @@ class AutoDevice:
             configs = [t.config for t in group.trials]
             shape = population_shape(configs, n_train, n_features, LANES)
             split = ways(len(group.indices)) if ways is not None else 1
-            params = max(sum(a * b + b for a, b in itertools.pairwise(c.layers(n_features)))
-                         for c in configs)
+            params = max(parameters(c.layers(n_features)) for c in configs)
             # as the trainer will decide on each device (a CPU share is compiled on its own)
             compiled = {str(d): compile_saving(len(group.indices) // (split if d.type == "cpu"
                                                                       else 1),

@@ -9,7 +9,6 @@ that touches torch's compiler internals.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import warnings
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from engine.spec import parameters
 from engine.train.data import Splits
 from engine.train.population.batching import batch_slice, epoch_data, segment_steps
 from engine.train.population.graphs import GraphStep
@@ -114,8 +114,8 @@ def _compiled_step(pop: Population, splits: Splits, device: torch.device,
     """The compiled step program when wanted and possible, else None."""
     batch = pop.configs[0].batch_size
     steps = max(pop.epochs) * (len(splits.train) // batch)
-    params = sum(o * i + o for i, o in itertools.pairwise(pop.sizes))
-    wanted = should_compile(pop.np, steps, device, params) if compile is None else compile
+    wanted = (should_compile(pop.np, steps, device, parameters(pop.sizes)) if compile is None
+              else compile)
     if not wanted or steps == 0 or not compile_available(device):
         return None
     # example inputs with the shapes and strides of every full step of this group

@@ -225,13 +225,14 @@ class Population:
         if not keyed:
             return self._drawn_perms(drawn, n_train, check)
         seeds, k = [self.seeds[n] for n in keyed], len(keyed)
+        first_rows = keyed == list(range(k))  # the usual case: the keyed trials come first
         if any(drawn):
             perms = self._drawn_perms(drawn, n_train, check)
         else:  # only the rows no keyed trial fills need the identity
             perms = torch.empty(self.np, n_train, dtype=torch.long, device=self.device)
-            idle = perms[k:] if keyed == list(range(k)) else perms
+            idle = perms[k:] if first_rows else perms
             idle.copy_(torch.arange(n_train, device=self.device).expand_as(idle))
-        if keyed == list(range(k)):  # the usual case: straight into its rows
+        if first_rows:  # straight into their rows
             keyed_permutations(seeds, epoch, n_train, self.device, out=perms[:k])
         else:
             rows = torch.tensor(keyed, device=self.device)
